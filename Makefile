@@ -1,0 +1,131 @@
+# authbridge — POP-before-SMTP relay authorization.
+#
+#   make            build libauthbridge.a and the programs
+#   make run        install missing Debian packages (as root), build, start
+#                   a private Redis and the daemons on loopback (demo config)
+#   make check      the same set-up, then every test (unit + end-to-end)
+#   make asan       build with AddressSanitizer + UBSan and run the tests
+#   make bench      benchmarks (figures printed)
+#   make fuzz       libFuzzer targets, FUZZ_SECONDS each (default 60)
+#   make install    PREFIX=/usr/local DESTDIR=
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+CC      ?= cc
+PY      := /usr/bin/python3
+OUT     ?= .
+OBJ     ?= build/obj
+OPT     ?= -O2
+SAN     ?=
+
+PKGS     = libevent libevent_openssl libssl libcrypto hiredis libcrypt inih
+CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Werror \
+             -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
+             -fno-strict-aliasing $(SAN) -I. $(shell pkg-config --cflags $(PKGS)) $(CFLAGS)
+LDLIBS_ALL = $(SAN) $(shell pkg-config --libs $(PKGS)) -lpthread $(LDFLAGS)
+CMOCKA_LIBS = $(shell pkg-config --libs cmocka)
+
+LIB_SRC   = $(filter-out authbridge/authbridge.c,$(wildcard authbridge/*.c))
+LIB_OBJ   = $(LIB_SRC:%.c=$(OBJ)/%.o)
+LIB       = $(OUT)/authbridge/libauthbridge.a
+CLI       = $(OUT)/authbridge/authbridge
+
+POP3D_SRC = $(wildcard pop3d/*.c)
+POP3D_OBJ = $(POP3D_SRC:%.c=$(OBJ)/%.o)
+POP3D     = $(OUT)/pop3d/pop3d
+
+GATE_SRC  = $(wildcard smtpgate/*.c)
+GATE_OBJ  = $(GATE_SRC:%.c=$(OBJ)/%.o)
+GATE      = $(OUT)/smtpgate/smtpgate
+
+# Daemon code minus main.c, so unit tests can link the parsers.
+POP3D_CORE = $(filter-out $(OBJ)/pop3d/main.o,$(POP3D_OBJ))
+GATE_CORE  = $(filter-out $(OBJ)/smtpgate/main.o,$(GATE_OBJ))
+
+UNIT_SRC  = $(wildcard tests/unit/test_*.c)
+UNIT_BIN  = $(UNIT_SRC:tests/unit/%.c=$(OUT)/tests/unit/%)
+BENCH_SRC = $(wildcard bench/*.c)
+BENCH_BIN = $(BENCH_SRC:bench/%.c=$(OUT)/bench/%)
+
+PROGRAMS  = $(CLI) $(if $(POP3D_SRC),$(POP3D)) $(if $(GATE_SRC),$(GATE))
+
+.PHONY: all deps run check test unit e2e asan bench fuzz install clean
+.DELETE_ON_ERROR:
+
+all: $(LIB) $(PROGRAMS)
+
+deps:
+	@sh mk/deps.sh
+
+$(OBJ)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -MMD -MP -c -o $@ $<
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+$(CLI): $(OBJ)/authbridge/authbridge.o $(LIB)
+	$(CC) -o $@ $^ $(LDLIBS_ALL)
+
+$(POP3D): $(POP3D_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(LDLIBS_ALL)
+
+$(GATE): $(GATE_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(LDLIBS_ALL)
+
+$(OUT)/tests/unit/%: $(OBJ)/tests/unit/%.o $(POP3D_CORE) $(GATE_CORE) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS_ALL)
+
+$(OUT)/bench/%: $(OBJ)/bench/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(LDLIBS_ALL)
+
+-include $(shell find $(OBJ) -name '*.d' 2>/dev/null)
+
+# ---- the two commands ------------------------------------------------------
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@sh mk/run.sh
+
+check: deps
+	@$(MAKE) --no-print-directory all $(UNIT_BIN) $(BENCH_BIN)
+	@$(MAKE) --no-print-directory test
+
+test: unit e2e
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+E2E_ARGS ?=
+e2e:
+	AB_OUT=$(abspath $(OUT)) $(PY) -m pytest -q -p no:cacheprovider $(E2E_ARGS) tests/e2e
+
+asan: deps
+	@$(MAKE) --no-print-directory OUT=build/asan OBJ=build/asan/obj OPT=-O1 \
+	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	    all test
+
+bench: deps
+	@$(MAKE) --no-print-directory all $(BENCH_BIN)
+	@sh bench/run.sh
+
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@sh fuzz/run.sh $(FUZZ_SECONDS)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \
+	    $(DESTDIR)$(PREFIX)/share/doc/authbridge
+	install -m 0755 $(CLI) $(DESTDIR)$(PREFIX)/bin/authbridge
+	$(if $(POP3D_SRC),install -m 0755 $(POP3D) $(DESTDIR)$(PREFIX)/sbin/authbridge-pop3d)
+	$(if $(GATE_SRC),install -m 0755 $(GATE) $(DESTDIR)$(PREFIX)/sbin/authbridge-smtpgate)
+	install -m 0644 README.md conf/authbridge.conf $(DESTDIR)$(PREFIX)/share/doc/authbridge/
+
+clean:
+	rm -rf build $(LIB) $(CLI) $(POP3D) $(GATE) tests/unit/test_? run

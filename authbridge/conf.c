@@ -1,0 +1,852 @@
+#include "conf.h"
+#include "log.h"
+#include "util.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* libinih is built with INI_MAX_LINE 200: longer lines are our error,
+ * reported as such, rather than silently split in two by the library. */
+#define CONF_LINE_MAX (INI_MAX_LINE - 2)
+
+enum key_type {
+    K_STR,        /* free text */
+    K_NAME,       /* text without spaces or control characters */
+    K_PATH,       /* file name, relative to the config file's folder */
+    K_UINT,       /* number in [min, max] */
+    K_BOOL,
+    K_ENUM,       /* one of names[] */
+    K_ENDPOINT,   /* one host:port or unix:/path, names resolved */
+    K_LISTEN,     /* list of numeric host:port */
+    K_ENDPOINTS,  /* list of host:port, names resolved */
+    K_CIDRS,
+    K_DOMAINS,
+};
+
+struct key_def {
+    const char *section;
+    const char *name;
+    enum key_type type;
+    size_t offset;
+    unsigned min, max;
+    const char *const *names;     /* K_ENUM */
+    const char *dflt;             /* applied before the file is read */
+};
+
+static const char *const plaintext_names[] = {
+    "tls-or-trusted", "always", "never", NULL
+};
+static const char *const log_names[] = { "stderr", "syslog", NULL };
+
+#define OFF(field) offsetof(struct ab_conf, field)
+#define DAEMON_KEYS(sec, s, port, tlsport)                                    \
+    { sec, "user", K_NAME, OFF(s.d.user), 0, 0, NULL, "" },                   \
+    { sec, "listen", K_LISTEN, OFF(s.d.listen), 0, 0, NULL, port },           \
+    { sec, "listen_tls", K_LISTEN, OFF(s.d.listen_tls), 0, 0, NULL, tlsport },\
+    { sec, "tls_cert", K_PATH, OFF(s.d.tls_cert), 0, 0, NULL, "" },           \
+    { sec, "tls_key", K_PATH, OFF(s.d.tls_key), 0, 0, NULL, "" },             \
+    { sec, "users", K_PATH, OFF(s.d.users), 0, 0, NULL, "" },                 \
+    { sec, "trusted_networks", K_CIDRS, OFF(s.d.trusted_networks), 0, 0,      \
+      NULL, "127.0.0.0/8, ::1/128" },                                         \
+    { sec, "log", K_ENUM, OFF(s.d.log), 0, 0, log_names, "stderr" },          \
+    { sec, "node", K_NAME, OFF(s.d.node), 0, 0, NULL, "" },                   \
+    { sec, "max_connections", K_UINT, OFF(s.d.max_connections), 1, 1000000,   \
+      NULL, "20000" },                                                        \
+    { sec, "max_connections_per_addr", K_UINT,                                \
+      OFF(s.d.max_connections_per_addr), 1, 1000000, NULL, "50" },            \
+    { sec, "worker_threads", K_UINT, OFF(s.d.worker_threads), 0, 256, NULL,   \
+      "0" },                                                                  \
+    { sec, "auth_cache_ttl", K_UINT, OFF(s.d.auth_cache_ttl), 0, 3600, NULL,  \
+      "0" }
+
+static const struct key_def keys[] = {
+    { "redis", "address", K_ENDPOINT, OFF(redis.address), 0, 0, NULL,
+      "127.0.0.1:6379" },
+    { "redis", "password", K_STR, OFF(redis.password), 0, 0, NULL, "" },
+    { "redis", "username", K_NAME, OFF(redis.username), 0, 0, NULL, "" },
+    { "redis", "database", K_UINT, OFF(redis.database), 0, 65535, NULL, "0" },
+    { "redis", "prefix", K_NAME, OFF(redis.prefix), 0, 0, NULL, "authbridge:" },
+    { "redis", "timeout_ms", K_UINT, OFF(redis.timeout_ms), 10, 60000, NULL,
+      "500" },
+    { "redis", "sentinels", K_ENDPOINTS, OFF(redis.sentinels), 0, 0, NULL, "" },
+    { "redis", "master_name", K_NAME, OFF(redis.master_name), 0, 0, NULL,
+      "mymaster" },
+    { "redis", "log_maxlen", K_UINT, OFF(redis.log_maxlen), 100, 100000000,
+      NULL, "100000" },
+
+    { "grant", "ttl", K_UINT, OFF(grant.ttl), 1, 604800, NULL, "1800" },
+    { "grant", "ipv6_prefix", K_UINT, OFF(grant.ipv6_prefix), 16, 128, NULL,
+      "128" },
+    { "grant", "replicas", K_UINT, OFF(grant.replicas), 0, 64, NULL, "0" },
+
+    { "throttle", "window", K_UINT, OFF(throttle.window), 1, 86400, NULL,
+      "900" },
+    { "throttle", "delay_after", K_UINT, OFF(throttle.delay_after), 0, 1000000,
+      NULL, "3" },
+    { "throttle", "delay_ms", K_UINT, OFF(throttle.delay_ms), 0, 60000, NULL,
+      "500" },
+    { "throttle", "max_delay_ms", K_UINT, OFF(throttle.max_delay_ms), 0, 60000,
+      NULL, "8000" },
+    { "throttle", "block_after", K_UINT, OFF(throttle.block_after), 1, 1000000,
+      NULL, "20" },
+    { "throttle", "user_block_after", K_UINT, OFF(throttle.user_block_after),
+      1, 1000000, NULL, "50" },
+
+    DAEMON_KEYS("pop3d", pop3d, "0.0.0.0:110", ""),
+    { "pop3d", "plaintext_auth", K_ENUM, OFF(pop3d.plaintext_auth), 0, 0,
+      plaintext_names, "tls-or-trusted" },
+    { "pop3d", "login_timeout", K_UINT, OFF(pop3d.login_timeout), 1, 3600,
+      NULL, "60" },
+    { "pop3d", "idle_timeout", K_UINT, OFF(pop3d.idle_timeout), 1, 86400,
+      NULL, "600" },
+    { "pop3d", "auth_fail_delay_ms", K_UINT, OFF(pop3d.auth_fail_delay_ms),
+      0, 60000, NULL, "1000" },
+    { "pop3d", "lock_name", K_NAME, OFF(pop3d.lock_name), 0, 0, NULL,
+      "authbridge-pop3.lock" },
+
+    DAEMON_KEYS("smtpgate", smtpgate, "0.0.0.0:25", ""),
+    { "smtpgate", "hostname", K_NAME, OFF(smtpgate.hostname), 0, 0, NULL, "" },
+    { "smtpgate", "downstream", K_ENDPOINT, OFF(smtpgate.downstream), 0, 0,
+      NULL, "" },
+    { "smtpgate", "policy_listen", K_LISTEN, OFF(smtpgate.policy_listen), 0, 0,
+      NULL, "" },
+    { "smtpgate", "whoson_listen", K_LISTEN, OFF(smtpgate.whoson_listen), 0, 0,
+      NULL, "" },
+    { "smtpgate", "local_domains", K_DOMAINS, OFF(smtpgate.local_domains), 0, 0,
+      NULL, "" },
+    { "smtpgate", "sender_binding", K_BOOL, OFF(smtpgate.sender_binding), 0, 0,
+      NULL, "no" },
+    { "smtpgate", "sender_map", K_PATH, OFF(smtpgate.sender_map), 0, 0, NULL,
+      "" },
+    { "smtpgate", "deny_message", K_STR, OFF(smtpgate.deny_message), 0, 0, NULL,
+      "Relaying denied. Check your mail (POP3) first, or use SMTP AUTH." },
+    { "smtpgate", "max_message_size", K_UINT, OFF(smtpgate.max_message_size),
+      1024, 2000000000, NULL, "52428800" },
+    { "smtpgate", "max_recipients", K_UINT, OFF(smtpgate.max_recipients),
+      100, 100000, NULL, "100" },
+    { "smtpgate", "command_timeout", K_UINT, OFF(smtpgate.command_timeout),
+      1, 3600, NULL, "300" },
+    { "smtpgate", "data_timeout", K_UINT, OFF(smtpgate.data_timeout),
+      1, 3600, NULL, "180" },
+    { "smtpgate", "downstream_timeout", K_UINT,
+      OFF(smtpgate.downstream_timeout), 1, 3600, NULL, "300" },
+    { "smtpgate", "auth_fail_delay_ms", K_UINT,
+      OFF(smtpgate.auth_fail_delay_ms), 0, 60000, NULL, "1000" },
+};
+
+static const char *const sections[] = {
+    "redis", "grant", "throttle", "pop3d", "smtpgate"
+};
+
+struct parse_state {
+    struct ab_conf *conf;
+    struct conf_errors *errs;
+    FILE *fp;
+    int lineno;
+    bool continuation;            /* current line continues the last key */
+    bool section_known;
+    bool seen[AB_ARRAY_LEN(keys)];
+    bool defaults;                /* applying defaults, no file:line */
+};
+
+void conf_errors_add(struct conf_errors *errs, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    errs->v = ab_realloc(errs->v, (errs->n + 1) * sizeof(*errs->v));
+    errs->v[errs->n++] = ab_strdup(buf);
+}
+
+void conf_errors_print(const struct conf_errors *errs)
+{
+    for (size_t i = 0; i < errs->n; i++)
+        fprintf(stderr, "%s\n", errs->v[i]);
+}
+
+void conf_errors_log(const struct conf_errors *errs)
+{
+    for (size_t i = 0; i < errs->n; i++)
+        log_err("event=config_error msg=%s", log_esc(errs->v[i]));
+}
+
+void conf_errors_free(struct conf_errors *errs)
+{
+    for (size_t i = 0; i < errs->n; i++)
+        free(errs->v[i]);
+    free(errs->v);
+    errs->v = NULL;
+    errs->n = 0;
+}
+
+static void perr(struct parse_state *ps, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void perr(struct parse_state *ps, const char *fmt, ...)
+{
+    char buf[768];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    if (ps->defaults)
+        fatalx("built-in default is invalid: %s", buf);
+    conf_errors_add(ps->errs, "%s:%d: %s", ps->conf->path, ps->lineno, buf);
+}
+
+/* ---- endpoints ------------------------------------------------------- */
+
+void endpoint_free(struct endpoint *e)
+{
+    free(e->text);
+    free(e->path);
+    memset(e, 0, sizeof(*e));
+}
+
+static int endpoint_parse_unix(const char *path, struct endpoint *out,
+                               char *err, size_t errlen)
+{
+    struct sockaddr_un *sun = (struct sockaddr_un *)&out->ss;
+
+    if (path[0] != '/' || strlen(path) >= sizeof(sun->sun_path)) {
+        snprintf(err, errlen, "unix socket path must be absolute and shorter "
+                 "than %zu characters", sizeof(sun->sun_path));
+        return -1;
+    }
+    out->family = AF_UNIX;
+    sun->sun_family = AF_UNIX;
+    strcpy(sun->sun_path, path);
+    out->sslen = sizeof(*sun);
+    out->path = ab_strdup(path);
+    return 0;
+}
+
+static int split_host_port(const char *text, char *host, size_t hostlen,
+                           unsigned *port)
+{
+    const char *colon;
+    size_t len;
+    uint64_t p;
+
+    if (text[0] == '[') {
+        const char *close = strchr(text, ']');
+        if (close == NULL || close[1] != ':')
+            return -1;
+        len = (size_t)(close - text - 1);
+        if (len >= hostlen)
+            return -1;
+        memcpy(host, text + 1, len);
+        host[len] = '\0';
+        colon = close + 1;
+    } else {
+        colon = strrchr(text, ':');
+        if (colon == NULL || memchr(text, ':', (size_t)(colon - text)))
+            return -1;            /* bare IPv6 needs [brackets] */
+        len = (size_t)(colon - text);
+        if (len == 0 || len >= hostlen)
+            return -1;
+        memcpy(host, text, len);
+        host[len] = '\0';
+    }
+    if (ab_parse_uint(colon + 1, 1, 65535, &p) < 0)
+        return -1;
+    *port = (unsigned)p;
+    return 0;
+}
+
+int endpoint_parse(const char *text, bool allow_names, struct endpoint *out,
+                   char *err, size_t errlen)
+{
+    char host[256];
+    struct addrinfo hints, *res = NULL;
+    unsigned port;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (strncmp(text, "unix:", 5) == 0) {
+        if (endpoint_parse_unix(text + 5, out, err, errlen) < 0)
+            return -1;
+        out->text = ab_strdup(text);
+        return 0;
+    }
+    if (split_host_port(text, host, sizeof(host), &port) < 0) {
+        snprintf(err, errlen, "'%s' is not host:port, [ipv6]:port or "
+                 "unix:/path", text);
+        return -1;
+    }
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV | (allow_names ? 0 : AI_NUMERICHOST);
+    rc = getaddrinfo(host, NULL, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, errlen, "'%s': %s", host,
+                 allow_names ? gai_strerror(rc) : "not a numeric address");
+        return -1;
+    }
+    memcpy(&out->ss, res->ai_addr, res->ai_addrlen);
+    out->sslen = res->ai_addrlen;
+    out->family = res->ai_family;
+    freeaddrinfo(res);
+    if (out->family == AF_INET) {
+        ((struct sockaddr_in *)&out->ss)->sin_port = htons((uint16_t)port);
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&out->ss)->sin_addr,
+                  out->host, sizeof(out->host));
+    } else {
+        ((struct sockaddr_in6 *)&out->ss)->sin6_port = htons((uint16_t)port);
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&out->ss)->sin6_addr,
+                  out->host, sizeof(out->host));
+    }
+    out->port = port;
+    out->text = ab_strdup(text);
+    return 0;
+}
+
+/* ---- typed values ---------------------------------------------------- */
+
+static bool is_name(const char *v)
+{
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+        if (*p <= ' ' || *p >= 0x7f)
+            return false;
+    return true;
+}
+
+static char *resolve_path(const struct ab_conf *c, const char *v)
+{
+    char *p;
+
+    if (v[0] == '\0' || v[0] == '/')
+        return ab_strdup(v);
+    p = ab_malloc(strlen(c->dir) + strlen(v) + 2);
+    sprintf(p, "%s/%s", c->dir, v);
+    return p;
+}
+
+/* A valid domain: labels of letters, digits and '-', 1..63 each, no
+ * leading or trailing '-'; kept lower-case, without a trailing dot. */
+static int domain_normalise(char *d)
+{
+    size_t len = strlen(d), label = 0;
+
+    if (len > 0 && d[len - 1] == '.')
+        d[--len] = '\0';
+    if (len == 0 || len > 253)
+        return -1;
+    for (size_t i = 0; i <= len; i++) {
+        char ch = d[i];
+        if (ch == '.' || ch == '\0') {
+            if (label == 0 || label > 63 || d[i - 1] == '-')
+                return -1;
+            label = 0;
+            continue;
+        }
+        if (ch >= 'A' && ch <= 'Z')
+            d[i] = (char)(ch + 32);
+        else if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+                   ch == '-'))
+            return -1;
+        if (label == 0 && ch == '-')
+            return -1;
+        label++;
+    }
+    return 0;
+}
+
+bool strlist_contains_ci(const struct strlist *l, const char *s, size_t len)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (strlen(l->v[i]) == len && ab_strncaseeq(l->v[i], s, len))
+            return true;
+    return false;
+}
+
+typedef int (*item_fn)(struct parse_state *ps, const struct key_def *k,
+                       void *field, const char *item);
+
+static int item_listen(struct parse_state *ps, const struct key_def *k,
+                       void *field, const char *item)
+{
+    struct endpoint_list *l = field;
+    struct endpoint e;
+    char err[256];
+
+    if (endpoint_parse(item, k->type == K_ENDPOINTS, &e, err, sizeof(err)) < 0) {
+        perr(ps, "%s: %s", k->name, err);
+        return -1;
+    }
+    l->v = ab_realloc(l->v, (l->n + 1) * sizeof(*l->v));
+    l->v[l->n++] = e;
+    return 0;
+}
+
+static int item_cidr(struct parse_state *ps, const struct key_def *k,
+                     void *field, const char *item)
+{
+    struct cidr_list *l = field;
+    struct cidr c;
+    char err[256];
+
+    if (cidr_parse(item, &c, err, sizeof(err)) < 0) {
+        perr(ps, "%s: %s", k->name, err);
+        return -1;
+    }
+    l->v = ab_realloc(l->v, (l->n + 1) * sizeof(*l->v));
+    l->v[l->n++] = c;
+    return 0;
+}
+
+static int item_domain(struct parse_state *ps, const struct key_def *k,
+                       void *field, const char *item)
+{
+    struct strlist *l = field;
+    char *d = ab_strdup(item);
+
+    if (domain_normalise(d) < 0) {
+        perr(ps, "%s: '%s' is not a domain name", k->name, item);
+        free(d);
+        return -1;
+    }
+    l->v = ab_realloc(l->v, (l->n + 1) * sizeof(*l->v));
+    l->v[l->n++] = d;
+    return 0;
+}
+
+static void list_clear(const struct key_def *k, void *field)
+{
+    switch (k->type) {
+    case K_LISTEN:
+    case K_ENDPOINTS: {
+        struct endpoint_list *l = field;
+        for (size_t i = 0; i < l->n; i++)
+            endpoint_free(&l->v[i]);
+        free(l->v);
+        memset(l, 0, sizeof(*l));
+        break;
+    }
+    case K_CIDRS: {
+        struct cidr_list *l = field;
+        free(l->v);
+        memset(l, 0, sizeof(*l));
+        break;
+    }
+    case K_DOMAINS: {
+        struct strlist *l = field;
+        for (size_t i = 0; i < l->n; i++)
+            free(l->v[i]);
+        free(l->v);
+        memset(l, 0, sizeof(*l));
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+static int set_list(struct parse_state *ps, const struct key_def *k,
+                    void *field, const char *value)
+{
+    item_fn fn = k->type == K_CIDRS ? item_cidr :
+                 k->type == K_DOMAINS ? item_domain : item_listen;
+    char *copy = ab_strdup(value), *save = NULL, *tok;
+    int rc = 0;
+
+    for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *item = ab_trim(tok);
+        if (*item == '\0')
+            continue;
+        if (fn(ps, k, field, item) < 0)
+            rc = -1;
+    }
+    free(copy);
+    return rc;
+}
+
+static int set_scalar(struct parse_state *ps, const struct key_def *k,
+                      void *field, const char *value)
+{
+    char err[256];
+    uint64_t n;
+
+    switch (k->type) {
+    case K_NAME:
+        if (!is_name(value)) {
+            perr(ps, "%s: '%s' must not contain spaces or control characters",
+                 k->name, value);
+            return -1;
+        }
+        /* fall through */
+    case K_STR:
+        free(*(char **)field);
+        *(char **)field = ab_strdup(value);
+        return 0;
+    case K_PATH:
+        free(*(char **)field);
+        *(char **)field = resolve_path(ps->conf, value);
+        return 0;
+    case K_UINT:
+        if (ab_parse_uint(value, k->min, k->max, &n) < 0) {
+            perr(ps, "%s: '%s' is not a number from %u to %u", k->name, value,
+                 k->min, k->max);
+            return -1;
+        }
+        *(unsigned *)field = (unsigned)n;
+        return 0;
+    case K_BOOL:
+        if (ab_strcaseeq(value, "yes") || ab_strcaseeq(value, "true") ||
+            ab_strcaseeq(value, "on") || strcmp(value, "1") == 0)
+            *(bool *)field = true;
+        else if (ab_strcaseeq(value, "no") || ab_strcaseeq(value, "false") ||
+                 ab_strcaseeq(value, "off") || strcmp(value, "0") == 0)
+            *(bool *)field = false;
+        else {
+            perr(ps, "%s: '%s' is not yes or no", k->name, value);
+            return -1;
+        }
+        return 0;
+    case K_ENUM:
+        for (unsigned i = 0; k->names[i]; i++) {
+            if (strcmp(value, k->names[i]) == 0) {
+                *(unsigned *)field = i;
+                return 0;
+            }
+        }
+        err[0] = '\0';
+        for (unsigned i = 0; k->names[i]; i++)
+            snprintf(err + strlen(err), sizeof(err) - strlen(err), "%s%s",
+                     i ? ", " : "", k->names[i]);
+        perr(ps, "%s: '%s' is not one of: %s", k->name, value, err);
+        return -1;
+    case K_ENDPOINT: {
+        struct endpoint *e = field;
+        endpoint_free(e);
+        if (value[0] == '\0')
+            return 0;
+        if (endpoint_parse(value, true, e, err, sizeof(err)) < 0) {
+            perr(ps, "%s: %s", k->name, err);
+            return -1;
+        }
+        return 0;
+    }
+    default:
+        fatalx("set_scalar: type %d", k->type);
+    }
+}
+
+static bool is_list(const struct key_def *k)
+{
+    return k->type == K_LISTEN || k->type == K_ENDPOINTS ||
+           k->type == K_CIDRS || k->type == K_DOMAINS;
+}
+
+static int key_apply(struct parse_state *ps, size_t i, const char *value)
+{
+    const struct key_def *k = &keys[i];
+    void *field = (char *)ps->conf + k->offset;
+
+    if (ps->continuation) {
+        if (!is_list(k)) {
+            perr(ps, "%s: only list values may continue on the next line",
+                 k->name);
+            return -1;
+        }
+        return set_list(ps, k, field, value);
+    }
+    if (ps->seen[i]) {
+        perr(ps, "%s: given twice in [%s]", k->name, k->section);
+        return -1;
+    }
+    ps->seen[i] = !ps->defaults;
+    if (is_list(k)) {
+        list_clear(k, field);     /* the file replaces the default list */
+        return set_list(ps, k, field, value);
+    }
+    return set_scalar(ps, k, field, value);
+}
+
+static int ini_cb(void *user, const char *section, const char *name,
+                  const char *value)
+{
+    struct parse_state *ps = user;
+
+    if (!ps->section_known)
+        return 1;                 /* already reported at the section line */
+    for (size_t i = 0; i < AB_ARRAY_LEN(keys); i++)
+        if (strcmp(keys[i].section, section) == 0 &&
+            strcmp(keys[i].name, name) == 0) {
+            key_apply(ps, i, value);
+            return 1;
+        }
+    if (section[0] == '\0')
+        perr(ps, "'%s' is outside any [section]", name);
+    else
+        perr(ps, "unknown key '%s' in [%s]", name, section);
+    return 1;
+}
+
+/* ---- the line reader: counts lines and checks syntax for libinih ------ */
+
+static bool section_known(const char *name, size_t len)
+{
+    for (size_t i = 0; i < AB_ARRAY_LEN(sections); i++)
+        if (strlen(sections[i]) == len && memcmp(sections[i], name, len) == 0)
+            return true;
+    return false;
+}
+
+/* Cut a '#' or ';' comment that follows a space (inih only knows ';'). */
+static void strip_comment(char *line)
+{
+    for (char *p = line + 1; *p; p++)
+        if ((*p == '#' || *p == ';') && (p[-1] == ' ' || p[-1] == '\t')) {
+            *p = '\0';
+            return;
+        }
+}
+
+static bool valid_key_line(const char *s)
+{
+    const char *eq = strchr(s, '=');
+    const char *p = s;
+
+    if (eq == NULL || eq == s)
+        return false;
+    while (p < eq && ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+                      *p == '_'))
+        p++;
+    while (p < eq && (*p == ' ' || *p == '\t'))
+        p++;
+    return p == eq;
+}
+
+/* Check one line; returns what inih should see (possibly "" to skip it). */
+static const char *check_line(struct parse_state *ps, char *line)
+{
+    char *s;
+
+    ps->continuation = false;
+    if (line[0] == '#' || line[0] == ';')
+        return "";
+    strip_comment(line);
+    s = ab_trim(line);
+    if (*s == '\0')
+        return "";
+    /* An indented line continues the previous list value; an indented
+     * "key = value" is just an indented key (inih would take it as a
+     * continuation of the previous key, a classic surprise). */
+    if ((line[0] == ' ' || line[0] == '\t') && strchr(s, '=') == NULL &&
+        s[0] != '[') {
+        ps->continuation = true;
+        return line;
+    }
+    if (*s == '[') {
+        size_t len = strlen(s);
+        if (len < 3 || s[len - 1] != ']') {
+            perr(ps, "malformed section header '%s'", s);
+            ps->section_known = false;
+            return "";
+        }
+        ps->section_known = section_known(s + 1, len - 2);
+        if (!ps->section_known)
+            perr(ps, "unknown section [%.*s]", (int)(len - 2), s + 1);
+        return s;
+    }
+    if (!valid_key_line(s)) {
+        perr(ps, "expected 'key = value' (lower-case key), got '%s'", s);
+        return "";
+    }
+    return s;
+}
+
+static char *conf_reader(char *str, int num, void *stream)
+{
+    struct parse_state *ps = stream;
+    char line[4096];
+    size_t len;
+    const char *out;
+
+    if (fgets(line, sizeof(line), ps->fp) == NULL)
+        return NULL;
+    ps->lineno++;
+    len = strlen(line);
+    if (len > 0 && line[len - 1] == '\n')
+        line[--len] = '\0';
+    else if (!feof(ps->fp)) {
+        int ch;                   /* swallow the rest of an endless line */
+        while ((ch = fgetc(ps->fp)) != EOF && ch != '\n')
+            ;
+        len = CONF_LINE_MAX + 1;
+    }
+    if (len > 0 && line[len - 1] == '\r')
+        line[--len] = '\0';
+    if (memchr(line, '\0', len) != NULL && strlen(line) != len) {
+        perr(ps, "NUL byte in line");
+        out = "";
+    } else if (len > CONF_LINE_MAX) {
+        perr(ps, "line longer than %d characters (continue lists on an "
+             "indented next line)", CONF_LINE_MAX);
+        out = "";
+    } else {
+        out = check_line(ps, line);
+    }
+    snprintf(str, (size_t)num, "%s\n", out);
+    return str;
+}
+
+/* ---- load ------------------------------------------------------------ */
+
+static void apply_defaults(struct parse_state *ps)
+{
+    ps->defaults = true;
+    ps->section_known = true;
+    for (size_t i = 0; i < AB_ARRAY_LEN(keys); i++)
+        key_apply(ps, i, keys[i].dflt);
+    ps->defaults = false;
+}
+
+static void default_node(char **node)
+{
+    char host[256];
+
+    if (**node != '\0')
+        return;
+    if (gethostname(host, sizeof(host)) < 0)
+        strcpy(host, "localhost");
+    host[sizeof(host) - 1] = '\0';
+    free(*node);
+    *node = ab_strdup(host);
+}
+
+static void check_cross(struct parse_state *ps)
+{
+    struct ab_conf *c = ps->conf;
+
+    default_node(&c->pop3d.d.node);
+    default_node(&c->smtpgate.d.node);
+    if (c->smtpgate.hostname[0] == '\0') {
+        free(c->smtpgate.hostname);
+        c->smtpgate.hostname = ab_strdup(c->smtpgate.d.node);
+    }
+    if (strlen(c->redis.prefix) > 128)
+        conf_errors_add(ps->errs, "%s: [redis] prefix longer than 128 "
+                        "characters", c->path);
+    if (c->throttle.max_delay_ms < c->throttle.delay_ms)
+        conf_errors_add(ps->errs, "%s: [throttle] max_delay_ms is below "
+                        "delay_ms", c->path);
+}
+
+static char *dir_of(const char *path)
+{
+    char abs[PATH_MAX];
+    char *slash;
+
+    if (realpath(path, abs) == NULL)
+        snprintf(abs, sizeof(abs), "%s", path);
+    slash = strrchr(abs, '/');
+    if (slash == NULL)
+        return ab_strdup(".");
+    if (slash == abs)
+        return ab_strdup("/");
+    return ab_strndup(abs, (size_t)(slash - abs));
+}
+
+struct ab_conf *conf_load(const char *path, struct conf_errors *errs)
+{
+    struct parse_state ps;
+    struct ab_conf *c = ab_calloc(1, sizeof(*c));
+    size_t before = errs->n;
+
+    c->path = ab_strdup(path);
+    c->dir = dir_of(path);
+    memset(&ps, 0, sizeof(ps));
+    ps.conf = c;
+    ps.errs = errs;
+    apply_defaults(&ps);
+
+    ps.fp = fopen(path, "r");
+    if (ps.fp == NULL) {
+        conf_errors_add(errs, "%s: %s", path, strerror(errno));
+        conf_free(c);
+        return NULL;
+    }
+    ps.section_known = true;
+    ini_parse_stream(conf_reader, &ps, ini_cb, &ps);
+    fclose(ps.fp);
+    check_cross(&ps);
+    if (errs->n > before) {
+        conf_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void require_daemon(const struct ab_conf *c, const char *sec,
+                           const struct daemon_conf *d, struct conf_errors *errs)
+{
+    if (d->listen.n == 0 && d->listen_tls.n == 0)
+        conf_errors_add(errs, "%s: [%s] needs listen or listen_tls", c->path, sec);
+    if (d->listen_tls.n > 0 && (d->tls_cert[0] == '\0' || d->tls_key[0] == '\0'))
+        conf_errors_add(errs, "%s: [%s] listen_tls needs tls_cert and tls_key",
+                        c->path, sec);
+    if ((d->tls_cert[0] == '\0') != (d->tls_key[0] == '\0'))
+        conf_errors_add(errs, "%s: [%s] tls_cert and tls_key go together",
+                        c->path, sec);
+}
+
+void conf_require_pop3d(const struct ab_conf *c, struct conf_errors *errs)
+{
+    require_daemon(c, "pop3d", &c->pop3d.d, errs);
+    if (c->pop3d.d.users[0] == '\0')
+        conf_errors_add(errs, "%s: [pop3d] users (the passwd-file) is required",
+                        c->path);
+}
+
+void conf_require_smtpgate(const struct ab_conf *c, struct conf_errors *errs)
+{
+    const struct smtpgate_conf *s = &c->smtpgate;
+
+    if (s->d.listen.n + s->d.listen_tls.n + s->policy_listen.n +
+        s->whoson_listen.n == 0)
+        conf_errors_add(errs, "%s: [smtpgate] needs at least one of listen, "
+                        "listen_tls, policy_listen, whoson_listen", c->path);
+    if ((s->d.listen.n > 0 || s->d.listen_tls.n > 0) &&
+        s->downstream.family == 0)
+        conf_errors_add(errs, "%s: [smtpgate] listen needs downstream (the "
+                        "MTA to pass mail to)", c->path);
+    if (s->d.listen_tls.n > 0 &&
+        (s->d.tls_cert[0] == '\0' || s->d.tls_key[0] == '\0'))
+        conf_errors_add(errs, "%s: [smtpgate] listen_tls needs tls_cert and "
+                        "tls_key", c->path);
+}
+
+void conf_free(struct ab_conf *c)
+{
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < AB_ARRAY_LEN(keys); i++) {
+        const struct key_def *k = &keys[i];
+        void *field = (char *)c + k->offset;
+        if (is_list(k))
+            list_clear(k, field);
+        else if (k->type == K_ENDPOINT)
+            endpoint_free(field);
+        else if (k->type == K_STR || k->type == K_NAME || k->type == K_PATH)
+            free(*(char **)field);
+    }
+    free(c->path);
+    free(c->dir);
+    free(c);
+}

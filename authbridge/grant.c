@@ -1,0 +1,501 @@
+#include "grant.h"
+#include "hmap.h"
+#include "log.h"
+#include "util.h"
+
+#include <event2/event.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#define RETRY_MAX        10000 /* grants remembered while Redis is away */
+#define RETRY_TICK_MS    1000
+#define LOG_FIELDS_MAX   16    /* field/value pairs in one log entry */
+
+struct retry {
+    TAILQ_ENTRY(retry) link;
+    char key[GRANT_KEY_MAX];
+    struct ab_addr addr;
+    char *user, *method;
+    bool tls;
+    long long login_time;         /* wall clock, for since/renewed */
+    uint64_t login_ms;            /* monotonic, for the TTL left */
+    bool in_flight;
+    bool superseded;              /* a newer login for the key replaced it */
+};
+
+struct grant_store {
+    struct rconn *rc;
+    struct grant_settings settings;   /* strings owned */
+    char logkey[GRANT_KEY_MAX];
+    char maxlen[16];
+    struct hmap *retry_by_key;
+    TAILQ_HEAD(, retry) retries;
+    struct event *retry_ev;
+};
+
+struct put_req {
+    struct grant_store *gs;
+    grant_done_cb *cb;
+    void *arg;
+    struct retry *retry;          /* when this put is a background retry */
+};
+
+struct get_req {
+    grant_get_cb *cb;
+    void *arg;
+};
+
+/* ---- the schema -------------------------------------------------------- */
+
+int grant_key(const char *prefix, const struct ab_addr *a, unsigned ipv6_prefix,
+              char *out, size_t outlen)
+{
+    char text[ADDR_TEXT_MAX];
+    int n;
+
+    addr_grant_text(a, ipv6_prefix, text);
+    n = snprintf(out, outlen, "%sgrant:%s", prefix, text);
+    return n < 0 || (size_t)n >= outlen ? -1 : 0;
+}
+
+/* The address part of a key: what log entries and admins call "addr". */
+static const char *addr_of_key(const char *prefix, const char *key)
+{
+    return key + strlen(prefix) + strlen("grant:");
+}
+
+static void cmds_common(struct grant_cmds *c, const struct grant_settings *s)
+{
+    memset(c, 0, sizeof(*c));
+    snprintf(c->logkey, sizeof(c->logkey), "%slog", s->prefix);
+    snprintf(c->maxlen, sizeof(c->maxlen), "%u", s->log_maxlen);
+}
+
+/* Append one command; argv is NULL-terminated. */
+static void cmds_add(struct grant_cmds *c, const char *const *argv)
+{
+    int i = 0;
+
+    for (; argv[i] != NULL; i++)
+        c->argv[c->n][i] = argv[i];
+    c->cmd[c->n].argc = i;
+    c->cmd[c->n].argv = c->argv[c->n];
+    c->cmd[c->n].argvlen = NULL;
+    c->n++;
+}
+
+void grant_cmds_put(struct grant_cmds *c, const struct grant_settings *s,
+                    const struct grant_info *g, long long when, unsigned ttl)
+{
+    const char *addr;
+
+    cmds_common(c, s);
+    if (grant_key(s->prefix, &g->addr, s->ipv6_prefix, c->key,
+                  sizeof(c->key)) < 0)
+        fatalx("grant key does not fit in %d bytes", GRANT_KEY_MAX);
+    addr = addr_of_key(s->prefix, c->key);
+    snprintf(c->when, sizeof(c->when), "%lld", when);
+    snprintf(c->ttl, sizeof(c->ttl), "%u", ttl);
+    c->tls[0] = g->tls ? '1' : '0';
+    cmds_add(c, (const char *[]){ "HSETNX", c->key, "since", c->when, NULL });
+    cmds_add(c, (const char *[]){ "HSET", c->key, "user", g->user,
+             "renewed", c->when, "node", s->node, "method", g->method,
+             "tls", c->tls, NULL });
+    cmds_add(c, (const char *[]){ "HINCRBY", c->key, "logins", "1", NULL });
+    cmds_add(c, (const char *[]){ "EXPIRE", c->key, c->ttl, NULL });
+    cmds_add(c, (const char *[]){ "XADD", c->logkey, "MAXLEN", "~", c->maxlen,
+             "*", "event", "grant", "addr", addr, "user", g->user,
+             "method", g->method, "tls", c->tls, "node", s->node,
+             "ttl", c->ttl, NULL });
+}
+
+void grant_cmds_revoke(struct grant_cmds *c, const struct grant_settings *s,
+                       const char *key, const char *by)
+{
+    cmds_common(c, s);
+    snprintf(c->key, sizeof(c->key), "%s", key);
+    cmds_add(c, (const char *[]){ "DEL", c->key, NULL });
+    cmds_add(c, (const char *[]){ "XADD", c->logkey, "MAXLEN", "~", c->maxlen,
+             "*", "event", "revoke", "addr", addr_of_key(s->prefix, c->key),
+             "by", by, "node", s->node, NULL });
+}
+
+/* ---- put ------------------------------------------------------------------ */
+
+static bool exec_ok(const redisReply *r)
+{
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY)
+        return false;             /* NULL, or a nil EXEC (aborted) */
+    for (size_t i = 0; i < r->elements; i++)
+        if (r->element[i]->type == REDIS_REPLY_ERROR) {
+            log_err("event=grant_write_error reply=%s",
+                    log_escn(r->element[i]->str, r->element[i]->len));
+            return false;
+        }
+    return true;
+}
+
+static void put_finish(struct put_req *pr, enum grant_status st);
+
+static void wait_reply(redisReply *r, void *arg)
+{
+    struct put_req *pr = arg;
+    unsigned wanted = pr->gs->settings.replicas;
+
+    /* The grant is on the master either way; too few replicas is worth a
+     * warning, not a failed login. */
+    if (r == NULL || r->type != REDIS_REPLY_INTEGER ||
+        r->integer < (long long)wanted)
+        log_warn("event=grant_wait_short replicas=%lld wanted=%u",
+                 r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1LL,
+                 wanted);
+    put_finish(pr, GRANT_OK);
+}
+
+static void put_reply(redisReply *r, void *arg)
+{
+    struct put_req *pr = arg;
+    const struct grant_settings *s = &pr->gs->settings;
+    char n[16], t[16];
+
+    if (!exec_ok(r)) {
+        put_finish(pr, GRANT_UNAVAILABLE);
+        return;
+    }
+    if (s->replicas == 0) {
+        put_finish(pr, GRANT_OK);
+        return;
+    }
+    /* WAIT on the same connection: it counts this connection's writes. */
+    snprintf(n, sizeof(n), "%u", s->replicas);
+    snprintf(t, sizeof(t), "%u", s->timeout_ms / 2);
+    const char *argv[] = { "WAIT", n, t };
+    const struct rcmd cmd = { 3, argv, NULL };
+    rconn_command(pr->gs->rc, wait_reply, pr, &cmd);
+}
+
+static void put_send(struct grant_store *gs, const struct grant_info *g,
+                     long long when, unsigned ttl, struct put_req *pr)
+{
+    struct grant_cmds c;
+
+    grant_cmds_put(&c, &gs->settings, g, when, ttl);
+    rconn_transaction(gs->rc, put_reply, pr, c.cmd, c.n);
+}
+
+void grant_store_put(struct grant_store *gs, const struct grant_info *g,
+                     grant_done_cb *cb, void *arg)
+{
+    struct put_req *pr = ab_calloc(1, sizeof(*pr));
+
+    pr->gs = gs;
+    pr->cb = cb;
+    pr->arg = arg;
+    put_send(gs, g, (long long)time(NULL), gs->settings.ttl, pr);
+}
+
+/* ---- background retries ---------------------------------------------------- */
+
+static void retry_free(struct retry *rt)
+{
+    free(rt->user);
+    free(rt->method);
+    free(rt);
+}
+
+static void retry_remove(struct grant_store *gs, struct retry *rt)
+{
+    TAILQ_REMOVE(&gs->retries, rt, link);
+    if (!rt->superseded)
+        hmap_del(gs->retry_by_key, rt->key);
+    retry_free(rt);
+}
+
+static const char *retry_addr(const struct grant_store *gs,
+                              const struct retry *rt)
+{
+    return addr_of_key(gs->settings.prefix, rt->key);
+}
+
+static void put_finish(struct put_req *pr, enum grant_status st)
+{
+    struct retry *rt = pr->retry;
+
+    if (rt != NULL) {
+        rt->in_flight = false;
+        if (st == GRANT_OK)
+            log_info("event=grant_retried addr=%s user=%s",
+                     retry_addr(pr->gs, rt), log_esc(rt->user));
+        if (st == GRANT_OK || rt->superseded)
+            retry_remove(pr->gs, rt);
+    }
+    if (pr->cb)
+        pr->cb(st, pr->arg);
+    free(pr);
+}
+
+static void retry_arm(struct grant_store *gs)
+{
+    struct timeval tv = { RETRY_TICK_MS / 1000, (RETRY_TICK_MS % 1000) * 1000 };
+
+    if (!TAILQ_EMPTY(&gs->retries) && !evtimer_pending(gs->retry_ev, NULL))
+        evtimer_add(gs->retry_ev, &tv);
+}
+
+static void retry_one(struct grant_store *gs, struct retry *rt, uint64_t age_s)
+{
+    struct put_req *pr = ab_calloc(1, sizeof(*pr));
+    struct grant_info g = { rt->addr, rt->user, rt->method, rt->tls };
+
+    pr->gs = gs;
+    pr->retry = rt;
+    rt->in_flight = true;
+    /* The grant keeps the lifetime it had at login, not a fresh one. */
+    put_send(gs, &g, rt->login_time, gs->settings.ttl - (unsigned)age_s, pr);
+}
+
+static void retry_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct grant_store *gs = arg;
+    struct retry *rt, *next;
+    uint64_t now = ab_now_ms();
+
+    (void)fd;
+    (void)what;
+    for (rt = TAILQ_FIRST(&gs->retries); rt; rt = next) {
+        uint64_t age_s = (now - rt->login_ms) / 1000;
+        next = TAILQ_NEXT(rt, link);
+        if (rt->in_flight)
+            continue;
+        if (age_s >= gs->settings.ttl) {
+            log_warn("event=grant_retry_expired addr=%s user=%s",
+                     retry_addr(gs, rt), log_esc(rt->user));
+            retry_remove(gs, rt);
+            continue;
+        }
+        if (rconn_is_up(gs->rc))
+            retry_one(gs, rt, age_s);
+    }
+    retry_arm(gs);
+}
+
+static void retry_on_up(void *arg)
+{
+    struct grant_store *gs = arg;
+
+    if (!TAILQ_EMPTY(&gs->retries))
+        event_active(gs->retry_ev, 0, 0);
+}
+
+void grant_store_retry_later(struct grant_store *gs, const struct grant_info *g)
+{
+    struct retry *rt = ab_calloc(1, sizeof(*rt)), *old;
+
+    if (grant_key(gs->settings.prefix, &g->addr, gs->settings.ipv6_prefix,
+                  rt->key, sizeof(rt->key)) < 0)
+        fatalx("grant key does not fit in %d bytes", GRANT_KEY_MAX);
+    rt->addr = g->addr;
+    rt->user = ab_strdup(g->user);
+    rt->method = ab_strdup(g->method);
+    rt->tls = g->tls;
+    rt->login_time = (long long)time(NULL);
+    rt->login_ms = ab_now_ms();
+    old = hmap_get(gs->retry_by_key, rt->key);
+    if (old != NULL && !old->in_flight) {
+        retry_remove(gs, old);    /* the newer login wins */
+    } else if (old != NULL) {
+        old->superseded = true;   /* let the flight land, then drop it */
+        hmap_del(gs->retry_by_key, old->key);
+    }
+    if (hmap_count(gs->retry_by_key) >= RETRY_MAX) {
+        struct retry *oldest = TAILQ_FIRST(&gs->retries);
+        log_warn("event=grant_retry_dropped addr=%s reason=queue_full",
+                 retry_addr(gs, oldest));
+        retry_remove(gs, oldest);
+    }
+    TAILQ_INSERT_TAIL(&gs->retries, rt, link);
+    hmap_put(gs->retry_by_key, rt->key, rt);
+    retry_arm(gs);
+}
+
+size_t grant_store_retry_pending(const struct grant_store *gs)
+{
+    return hmap_count(gs->retry_by_key);
+}
+
+/* ---- get / lookup ---------------------------------------------------------- */
+
+static void get_reply(redisReply *r, void *arg)
+{
+    struct get_req *gr = arg;
+    const redisReply *user, *ttl;
+
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+        gr->cb(GRANT_UNAVAILABLE, NULL, -1, gr->arg);
+        free(gr);
+        return;
+    }
+    user = r->element[0];
+    ttl = r->element[1];
+    /* TTL -2: expired between the two commands; treat as none. */
+    if (user->type != REDIS_REPLY_STRING || ttl->type != REDIS_REPLY_INTEGER ||
+        ttl->integer == -2)
+        gr->cb(GRANT_NONE, NULL, -1, gr->arg);
+    else
+        gr->cb(GRANT_OK, user->str, ttl->integer, gr->arg);
+    free(gr);
+}
+
+static struct get_req *get_req_new(grant_get_cb *cb, void *arg)
+{
+    struct get_req *gr = ab_malloc(sizeof(*gr));
+
+    gr->cb = cb;
+    gr->arg = arg;
+    return gr;
+}
+
+static void store_key(const struct grant_store *gs, const struct ab_addr *a,
+                      char out[GRANT_KEY_MAX])
+{
+    if (grant_key(gs->settings.prefix, a, gs->settings.ipv6_prefix, out,
+                  GRANT_KEY_MAX) < 0)
+        fatalx("grant key does not fit in %d bytes", GRANT_KEY_MAX);
+}
+
+void grant_store_get(struct grant_store *gs, const struct ab_addr *a,
+                     grant_get_cb *cb, void *arg)
+{
+    char key[GRANT_KEY_MAX];
+
+    store_key(gs, a, key);
+    const char *hget[] = { "HGET", key, "user" };
+    const char *ttl[] = { "TTL", key };
+    const struct rcmd cmds[] = { { 3, hget, NULL }, { 2, ttl, NULL } };
+    rconn_transaction(gs->rc, get_reply, get_req_new(cb, arg), cmds, 2);
+}
+
+static void lookup_reply(redisReply *r, void *arg)
+{
+    struct get_req *gr = arg;
+
+    if (r == NULL)
+        gr->cb(GRANT_UNAVAILABLE, NULL, -1, gr->arg);
+    else if (r->type == REDIS_REPLY_STRING)
+        gr->cb(GRANT_OK, r->str, -1, gr->arg);
+    else
+        gr->cb(GRANT_NONE, NULL, -1, gr->arg);
+    free(gr);
+}
+
+void grant_store_lookup(struct grant_store *gs, const struct ab_addr *a,
+                        grant_get_cb *cb, void *arg)
+{
+    char key[GRANT_KEY_MAX];
+
+    store_key(gs, a, key);
+    const char *hget[] = { "HGET", key, "user" };
+    const struct rcmd cmd = { 3, hget, NULL };
+    rconn_command(gs->rc, lookup_reply, get_req_new(cb, arg), &cmd);
+}
+
+/* ---- revoke and the log stream ------------------------------------------- */
+
+static void revoke_reply(redisReply *r, void *arg)
+{
+    put_finish(arg, exec_ok(r) ? GRANT_OK : GRANT_UNAVAILABLE);
+}
+
+void grant_store_revoke(struct grant_store *gs, const struct ab_addr *a,
+                        const char *by, grant_done_cb *cb, void *arg)
+{
+    struct put_req *pr = ab_calloc(1, sizeof(*pr));
+    struct grant_cmds c;
+    char key[GRANT_KEY_MAX];
+
+    pr->gs = gs;
+    pr->cb = cb;
+    pr->arg = arg;
+    store_key(gs, a, key);
+    grant_cmds_revoke(&c, &gs->settings, key, by);
+    rconn_transaction(gs->rc, revoke_reply, pr, c.cmd, c.n);
+}
+
+static void ignore_reply(redisReply *r, void *arg)
+{
+    (void)r;
+    (void)arg;
+}
+
+void grant_store_log(struct grant_store *gs, const char *event, ...)
+{
+    const char *argv[10 + 2 * LOG_FIELDS_MAX];
+    int argc = 0;
+    va_list ap;
+    const char *f;
+
+    argv[argc++] = "XADD";
+    argv[argc++] = gs->logkey;
+    argv[argc++] = "MAXLEN";
+    argv[argc++] = "~";
+    argv[argc++] = gs->maxlen;
+    argv[argc++] = "*";
+    argv[argc++] = "event";
+    argv[argc++] = event;
+    argv[argc++] = "node";
+    argv[argc++] = gs->settings.node;
+    va_start(ap, event);
+    while ((f = va_arg(ap, const char *)) != NULL) {
+        const char *v = va_arg(ap, const char *);
+        if (argc + 2 > (int)AB_ARRAY_LEN(argv))
+            fatalx("grant_store_log: more than %d fields", LOG_FIELDS_MAX);
+        argv[argc++] = f;
+        argv[argc++] = v ? v : "";
+    }
+    va_end(ap);
+    const struct rcmd cmd = { argc, argv, NULL };
+    rconn_command(gs->rc, ignore_reply, NULL, &cmd);
+}
+
+/* ---- life cycle ------------------------------------------------------------ */
+
+struct grant_store *grant_store_new(struct rconn *rc,
+                                    const struct grant_settings *s)
+{
+    struct grant_store *gs = ab_calloc(1, sizeof(*gs));
+
+    if (strlen(s->prefix) > GRANT_PREFIX_MAX)
+        fatalx("redis prefix longer than %d bytes", GRANT_PREFIX_MAX);
+    gs->rc = rc;
+    gs->settings = *s;
+    gs->settings.prefix = ab_strdup(s->prefix);
+    gs->settings.node = ab_strdup(s->node);
+    snprintf(gs->logkey, sizeof(gs->logkey), "%slog", s->prefix);
+    snprintf(gs->maxlen, sizeof(gs->maxlen), "%u", s->log_maxlen);
+    gs->retry_by_key = hmap_new();
+    TAILQ_INIT(&gs->retries);
+    gs->retry_ev = evtimer_new(redis_base(rc), retry_tick, gs);
+    rconn_on_up(rc, retry_on_up, gs);
+    return gs;
+}
+
+void grant_store_free(struct grant_store *gs)
+{
+    struct retry *rt;
+
+    if (gs == NULL)
+        return;
+    while ((rt = TAILQ_FIRST(&gs->retries)) != NULL) {
+        TAILQ_REMOVE(&gs->retries, rt, link);
+        retry_free(rt);
+    }
+    hmap_free(gs->retry_by_key, NULL);
+    event_free(gs->retry_ev);
+    free((char *)gs->settings.prefix);
+    free((char *)gs->settings.node);
+    free(gs);
+}

@@ -1,0 +1,130 @@
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LOG_ESC_MAX 200   /* longest escaped value kept, before "..." */
+#define LOG_ESC_RING 8    /* results usable in one log call */
+
+static const char *log_prog = "authbridge";
+static enum log_dest log_dest = LOG_DEST_STDERR;
+static int log_verbose;
+
+void log_init(const char *progname, enum log_dest dest, int verbose)
+{
+    log_prog = progname;
+    log_verbose = verbose;
+    log_set_dest(dest);
+}
+
+void log_set_dest(enum log_dest dest)
+{
+    if (dest == LOG_DEST_SYSLOG && log_dest != LOG_DEST_SYSLOG)
+        openlog(log_prog, LOG_PID | LOG_NDELAY, LOG_MAIL);
+    else if (dest != LOG_DEST_SYSLOG && log_dest == LOG_DEST_SYSLOG)
+        closelog();
+    log_dest = dest;
+}
+
+void log_set_verbose(int verbose)
+{
+    log_verbose = verbose;
+}
+
+static const char *prio_name(int prio)
+{
+    switch (prio) {
+    case LOG_DEBUG:   return "debug";
+    case LOG_INFO:    return "info";
+    case LOG_NOTICE:  return "notice";
+    case LOG_WARNING: return "warning";
+    default:          return "error";
+    }
+}
+
+static void log_vmsg(int prio, const char *fmt, va_list ap)
+{
+    char line[2048];
+    struct timeval tv;
+    struct tm tm;
+    char stamp[32];
+
+    if (prio == LOG_DEBUG && !log_verbose)
+        return;
+    vsnprintf(line, sizeof(line), fmt, ap);
+    if (log_dest == LOG_DEST_SYSLOG) {
+        syslog(prio, "%s", line);
+        return;
+    }
+    gettimeofday(&tv, NULL);
+    gmtime_r(&tv.tv_sec, &tm);
+    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+    /* One fprintf per line: stdio's lock keeps lines whole across threads. */
+    fprintf(stderr, "%s.%03dZ %s[%d]: %s: %s\n", stamp,
+            (int)(tv.tv_usec / 1000), log_prog, (int)getpid(),
+            prio_name(prio), line);
+}
+
+void log_msg(int prio, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_vmsg(prio, fmt, ap);
+    va_end(ap);
+}
+
+void fatalx(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_vmsg(LOG_CRIT, fmt, ap);
+    va_end(ap);
+    abort();
+}
+
+const char *log_escn(const char *s, size_t len)
+{
+    static _Thread_local char ring[LOG_ESC_RING][LOG_ESC_MAX + 16];
+    static _Thread_local unsigned next;
+    char *out = ring[next++ % LOG_ESC_RING];
+    size_t o = 0;
+    int quote = (len == 0);
+
+    for (size_t i = 0; i < len; i++)
+        if (s[i] == ' ' || s[i] == '=' || s[i] == '"')
+            quote = 1;
+    if (quote)
+        out[o++] = '"';
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (o >= LOG_ESC_MAX) {
+            memcpy(out + o, "...", 3);
+            o += 3;
+            break;
+        }
+        if (c == '"' || c == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)c;
+        } else if (c < 0x20 || c >= 0x7f) {
+            o += (size_t)snprintf(out + o, 5, "\\x%02x", c);
+        } else {
+            out[o++] = (char)c;
+        }
+    }
+    if (quote)
+        out[o++] = '"';
+    out[o] = '\0';
+    return out;
+}
+
+const char *log_esc(const char *s)
+{
+    return log_escn(s ? s : "", s ? strlen(s) : 0);
+}

@@ -1,0 +1,43 @@
+/*
+ * Logging: one line per event, "key=value" pairs, to stderr (default,
+ * systemd style) or syslog (facility mail). Anything a client sent goes
+ * through log_esc() first; passwords and AUTH payloads are never logged.
+ */
+#ifndef AB_LOG_H
+#define AB_LOG_H
+
+#include <stddef.h>
+#include <syslog.h>
+
+enum log_dest {
+    LOG_DEST_STDERR,
+    LOG_DEST_SYSLOG,
+};
+
+void log_init(const char *progname, enum log_dest dest, int verbose);
+void log_set_dest(enum log_dest dest);
+void log_set_verbose(int verbose);
+
+void log_msg(int prio, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+#define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)
+#define log_warn(...)  log_msg(LOG_WARNING, __VA_ARGS__)
+#define log_err(...)   log_msg(LOG_ERR, __VA_ARGS__)
+
+/* A broken invariant: log and abort. */
+_Noreturn void fatalx(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+/*
+ * Escape client-supplied text for a log value: printable ASCII passes,
+ * anything else becomes \xHH; the value is double-quoted when it holds
+ * a space, '=' or '"', and cut at 200 characters ("..." appended).
+ * Returns a thread-local buffer from a small ring, so up to 8 results
+ * can be used in one log call.
+ */
+const char *log_esc(const char *s);
+const char *log_escn(const char *s, size_t len);
+
+#endif

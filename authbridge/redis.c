@@ -1,0 +1,739 @@
+#include "redis.h"
+#include "conf.h"
+#include "log.h"
+#include "util.h"
+
+#include <event2/event.h>
+#include <hiredis/async.h>
+#include <hiredis/adapters/libevent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/time.h>
+
+#define BACKOFF_FIRST_MS 50
+#define BACKOFF_MAX_MS   500   /* recovery within a second of Redis return */
+#define PSUB_RETRY_MS    500
+
+enum rstate {
+    RS_DOWN,         /* waiting for the back-off timer */
+    RS_RESOLVING,    /* asking a sentinel for the master's address */
+    RS_CONNECTING,   /* connected or connecting, AUTH/SELECT/ROLE pending */
+    RS_UP,
+};
+
+struct rreq {
+    TAILQ_ENTRY(rreq) link;
+    struct rconn *rc;
+    rconn_cb *cb;
+    void *arg;
+    uint64_t deadline;
+};
+TAILQ_HEAD(rreq_list, rreq);
+
+struct rconn {
+    struct event_base *base;
+    /* Copies of the settings: the config may be reloaded under us. */
+    char *password, *username, *master_name;
+    unsigned database, timeout_ms;
+    struct endpoint address;
+    struct endpoint *sentinels;
+    size_t nsentinels, sentinel_idx;
+
+    enum rstate state;
+    redisAsyncContext *ac;        /* the data connection */
+    redisAsyncContext *sac;       /* sentinel query, while resolving */
+    redisAsyncContext *psub;      /* sentinel +switch-master subscription */
+    char master_host[64];
+    unsigned master_port;
+
+    struct rreq_list pending;     /* handed to hiredis, oldest first */
+    struct rreq_list failq;       /* failed before sending: answer async */
+    size_t npending;
+    struct event *deadline_ev;    /* oldest pending request's deadline */
+    struct event *phase_ev;       /* back-off / resolve / connect deadline */
+    struct event *fail_ev;
+    struct event *psub_ev;
+    unsigned backoff_ms;
+    bool down_logged;             /* one log line per outage */
+    void (*on_up)(void *arg);
+    void *on_up_arg;
+};
+
+static void rconn_start(struct rconn *rc);
+static void rconn_drop(struct rconn *rc, const char *why);
+static void psub_open(struct rconn *rc);
+
+static bool sentinel_mode(const struct rconn *rc)
+{
+    return rc->nsentinels > 0;
+}
+
+static const char *target_text(const struct rconn *rc, char *buf, size_t len)
+{
+    if (sentinel_mode(rc))
+        snprintf(buf, len, "%s:%u(master %s)", rc->master_host, rc->master_port,
+                 rc->master_name);
+    else
+        snprintf(buf, len, "%s", rc->address.text);
+    return buf;
+}
+
+static void arm_ms(struct event *ev, unsigned ms)
+{
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    evtimer_add(ev, &tv);
+}
+
+/* ---- requests ---------------------------------------------------------- */
+
+static void arm_deadline(struct rconn *rc)
+{
+    struct rreq *head = TAILQ_FIRST(&rc->pending);
+    uint64_t now = ab_now_ms();
+
+    if (head == NULL || evtimer_pending(rc->deadline_ev, NULL))
+        return;
+    arm_ms(rc->deadline_ev, head->deadline > now ?
+                            (unsigned)(head->deadline - now) : 0);
+}
+
+/* A Redis error is logged and, for callers, "unavailable". Some errors
+ * mean we are talking to the wrong server: go and find the master. */
+static void reply_error(struct rconn *rc, const redisReply *r)
+{
+    static uint64_t last_log;
+    uint64_t now = ab_now_ms();
+
+    if (now - last_log > 1000 || last_log == 0) {
+        log_err("event=redis_error reply=%s", log_escn(r->str, r->len));
+        last_log = now;
+    }
+    if (strncmp(r->str, "READONLY", 8) == 0 ||
+        strncmp(r->str, "MASTERDOWN", 10) == 0 ||
+        strncmp(r->str, "LOADING", 7) == 0 ||
+        strncmp(r->str, "NOAUTH", 6) == 0)
+        rconn_drop(rc, "server cannot take writes");
+}
+
+static void req_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct rreq *q = priv;
+    struct rconn *rc = q->rc;
+    redisReply *r = reply;
+
+    (void)ac;
+    TAILQ_REMOVE(&rc->pending, q, link);
+    rc->npending--;
+    if (r != NULL && r->type == REDIS_REPLY_ERROR) {
+        reply_error(rc, r);
+        r = NULL;
+    }
+    q->cb(r, q->arg);
+    free(q);
+}
+
+static void deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct rconn *rc = arg;
+    struct rreq *head = TAILQ_FIRST(&rc->pending);
+
+    (void)fd;
+    (void)what;
+    if (head == NULL)
+        return;
+    if (head->deadline > ab_now_ms()) {
+        arm_deadline(rc);
+        return;
+    }
+    /* Replies come in order: if the oldest is late, all behind it are
+     * too. Dropping the connection answers every one of them now. */
+    log_warn("event=redis_timeout pending=%zu timeout_ms=%u", rc->npending,
+             rc->timeout_ms);
+    rconn_drop(rc, "request timed out");
+}
+
+static void fail_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct rconn *rc = arg;
+    struct rreq_list list = TAILQ_HEAD_INITIALIZER(list);
+    struct rreq *q;
+
+    (void)fd;
+    (void)what;
+    /* Detach first: callbacks may queue new (failing) requests. */
+    TAILQ_CONCAT(&list, &rc->failq, link);
+    while ((q = TAILQ_FIRST(&list)) != NULL) {
+        TAILQ_REMOVE(&list, q, link);
+        q->cb(NULL, q->arg);
+        free(q);
+    }
+}
+
+static struct rreq *req_new(struct rconn *rc, rconn_cb *cb, void *arg)
+{
+    struct rreq *q = ab_calloc(1, sizeof(*q));
+
+    q->rc = rc;
+    q->cb = cb;
+    q->arg = arg;
+    return q;
+}
+
+static void req_fail_async(struct rconn *rc, struct rreq *q)
+{
+    TAILQ_INSERT_TAIL(&rc->failq, q, link);
+    event_active(rc->fail_ev, 0, 0);
+}
+
+/* Queue commands on the live connection; the last one carries q. */
+static void req_send(struct rconn *rc, struct rreq *q, const struct rcmd *cmds,
+                     int ncmds, bool multi)
+{
+    static const char *multi_argv[] = { "MULTI" }, *exec_argv[] = { "EXEC" };
+    int rc_ok = REDIS_OK;
+
+    if (rc->ac == NULL || rc->state == RS_DOWN || rc->state == RS_RESOLVING) {
+        req_fail_async(rc, q);
+        return;
+    }
+    if (multi)
+        rc_ok |= redisAsyncCommandArgv(rc->ac, NULL, NULL, 1, multi_argv, NULL);
+    for (int i = 0; i < ncmds; i++) {
+        bool last = !multi && i == ncmds - 1;
+        rc_ok |= redisAsyncCommandArgv(rc->ac, last ? req_reply : NULL,
+                                       last ? q : NULL, cmds[i].argc,
+                                       cmds[i].argv, cmds[i].argvlen);
+    }
+    if (multi)
+        rc_ok |= redisAsyncCommandArgv(rc->ac, req_reply, q, 1, exec_argv, NULL);
+    if (rc_ok != REDIS_OK) {
+        /* hiredis refuses only while disconnecting: treat as down. */
+        req_fail_async(rc, q);
+        return;
+    }
+    q->deadline = ab_now_ms() + rc->timeout_ms;
+    TAILQ_INSERT_TAIL(&rc->pending, q, link);
+    rc->npending++;
+    arm_deadline(rc);
+}
+
+void rconn_command(struct rconn *rc, rconn_cb *cb, void *arg,
+                   const struct rcmd *cmd)
+{
+    req_send(rc, req_new(rc, cb, arg), cmd, 1, false);
+}
+
+void rconn_transaction(struct rconn *rc, rconn_cb *cb, void *arg,
+                       const struct rcmd *cmds, int ncmds)
+{
+    req_send(rc, req_new(rc, cb, arg), cmds, ncmds, true);
+}
+
+bool rconn_is_up(const struct rconn *rc)
+{
+    return rc->state == RS_UP;
+}
+
+struct event_base *redis_base(const struct rconn *rc)
+{
+    return rc->base;
+}
+
+size_t rconn_pending(const struct rconn *rc)
+{
+    return rc->npending;
+}
+
+void rconn_on_up(struct rconn *rc, void (*fn)(void *arg), void *arg)
+{
+    rc->on_up = fn;
+    rc->on_up_arg = arg;
+}
+
+/* ---- the data connection ----------------------------------------------- */
+
+static void schedule_retry(struct rconn *rc, const char *why)
+{
+    char t[128];
+
+    if (!rc->down_logged) {
+        log_warn("event=redis_down redis=%s reason=%s",
+                 target_text(rc, t, sizeof(t)), log_esc(why));
+        rc->down_logged = true;
+    }
+    rc->state = RS_DOWN;
+    rc->backoff_ms = rc->backoff_ms == 0 ? BACKOFF_FIRST_MS :
+                     rc->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
+                     rc->backoff_ms * 2;
+    arm_ms(rc->phase_ev, rc->backoff_ms);
+}
+
+/* Drop the data connection: every pending request is answered NULL
+ * by hiredis (synchronously, or right after the current callback). */
+static void rconn_drop(struct rconn *rc, const char *why)
+{
+    redisAsyncContext *ac = rc->ac;
+
+    if (ac == NULL)
+        return;
+    rc->ac = NULL;
+    schedule_retry(rc, why);
+    redisAsyncFree(ac);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    struct rconn *rc = ac->data;
+
+    (void)status;
+    if (ac != rc->ac)
+        return;                   /* one we dropped ourselves */
+    rc->ac = NULL;
+    schedule_retry(rc, ac->errstr[0] ? ac->errstr : "connection closed");
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    struct rconn *rc = ac->data;
+
+    if (status == REDIS_OK || ac != rc->ac)
+        return;
+    rc->ac = NULL;                /* hiredis frees it after this callback */
+    schedule_retry(rc, ac->errstr);
+}
+
+static void became_up(struct rconn *rc)
+{
+    char t[128];
+
+    rc->state = RS_UP;
+    rc->backoff_ms = 0;
+    rc->down_logged = false;
+    evtimer_del(rc->phase_ev);
+    log_info("event=redis_up redis=%s", target_text(rc, t, sizeof(t)));
+    if (sentinel_mode(rc) && rc->psub == NULL)
+        psub_open(rc);
+    if (rc->on_up)
+        rc->on_up(rc->on_up_arg);
+}
+
+static void setup_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct rconn *rc = priv;
+    redisReply *r = reply;
+
+    if (r == NULL || ac != rc->ac)
+        return;
+    if (r->type == REDIS_REPLY_ERROR) {
+        log_err("event=redis_setup_failed error=%s", log_escn(r->str, r->len));
+        rconn_drop(rc, "AUTH or SELECT refused");
+    }
+}
+
+static void role_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct rconn *rc = priv;
+    redisReply *r = reply;
+    bool master = true;
+
+    if (r == NULL || ac != rc->ac || rc->state != RS_CONNECTING)
+        return;
+    /* An ACL user without ROLE rights gets an error: assume master. */
+    if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+        r->element[0]->type == REDIS_REPLY_STRING)
+        master = strcmp(r->element[0]->str, "master") == 0;
+    if (!master) {
+        char t[128];
+        log_err("event=redis_not_master redis=%s role=%s",
+                target_text(rc, t, sizeof(t)), log_esc(r->element[0]->str));
+        if (sentinel_mode(rc)) {
+            rconn_drop(rc, "not the master");
+            return;
+        }
+    }
+    became_up(rc);
+}
+
+static void connect_data(struct rconn *rc, const char *host, unsigned port,
+                         const char *path)
+{
+    redisAsyncContext *ac;
+    char portbuf[16];
+
+    ac = path ? redisAsyncConnectUnix(path) : redisAsyncConnect(host, (int)port);
+    if (ac == NULL || ac->err) {
+        schedule_retry(rc, ac ? ac->errstr : "out of memory");
+        if (ac)
+            redisAsyncFree(ac);
+        return;
+    }
+    ac->data = rc;
+    rc->ac = ac;
+    rc->state = RS_CONNECTING;
+    redisLibeventAttach(ac, rc->base);
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    if (!path)
+        redisEnableKeepAlive(&ac->c);
+    /* Queued before any request, so they run first on the server. */
+    if (rc->password[0] && rc->username[0])
+        redisAsyncCommand(ac, setup_reply, rc, "AUTH %s %s", rc->username,
+                          rc->password);
+    else if (rc->password[0])
+        redisAsyncCommand(ac, setup_reply, rc, "AUTH %s", rc->password);
+    if (rc->database != 0) {
+        snprintf(portbuf, sizeof(portbuf), "%u", rc->database);
+        redisAsyncCommand(ac, setup_reply, rc, "SELECT %s", portbuf);
+    }
+    redisAsyncCommand(ac, role_reply, rc, "ROLE");
+    arm_ms(rc->phase_ev, rc->timeout_ms < 1000 ? 1000 : rc->timeout_ms);
+}
+
+/* ---- sentinel discovery -------------------------------------------------- */
+
+static void sentinel_next(struct rconn *rc)
+{
+    redisAsyncContext *sac = rc->sac;
+
+    rc->sac = NULL;
+    if (sac != NULL)
+        redisAsyncFree(sac);      /* deferred by hiredis inside a callback */
+    rc->sentinel_idx = (rc->sentinel_idx + 1) % rc->nsentinels;
+    if (rc->sentinel_idx == 0) {
+        schedule_retry(rc, "no sentinel named a reachable master");
+        return;
+    }
+    rconn_start(rc);
+}
+
+static void sentinel_reply(redisAsyncContext *sac, void *reply, void *priv)
+{
+    struct rconn *rc = priv;
+    redisReply *r = reply;
+    uint64_t port;
+
+    if (sac != rc->sac)
+        return;
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING ||
+        r->element[1]->type != REDIS_REPLY_STRING ||
+        r->element[0]->len >= sizeof(rc->master_host) ||
+        ab_parse_uint(r->element[1]->str, 1, 65535, &port) < 0) {
+        log_warn("event=sentinel_no_master sentinel=%s master_name=%s",
+                 rc->sentinels[rc->sentinel_idx].text, rc->master_name);
+        sentinel_next(rc);
+        return;
+    }
+    memcpy(rc->master_host, r->element[0]->str, r->element[0]->len + 1);
+    rc->master_port = (unsigned)port;
+    rc->sac = NULL;
+    redisAsyncFree(sac);
+    connect_data(rc, rc->master_host, rc->master_port, NULL);
+}
+
+static void sentinel_connect_cb(const redisAsyncContext *sac, int status)
+{
+    struct rconn *rc = sac->data;
+
+    if (status == REDIS_OK || sac != rc->sac)
+        return;
+    rc->sac = NULL;               /* freed by hiredis */
+    sentinel_next(rc);
+}
+
+static void resolve_master(struct rconn *rc)
+{
+    const struct endpoint *s = &rc->sentinels[rc->sentinel_idx];
+    redisAsyncContext *sac = redisAsyncConnect(s->host, (int)s->port);
+
+    if (sac == NULL || sac->err) {
+        if (sac)
+            redisAsyncFree(sac);
+        sentinel_next(rc);
+        return;
+    }
+    sac->data = rc;
+    rc->sac = sac;
+    rc->state = RS_RESOLVING;
+    redisLibeventAttach(sac, rc->base);
+    redisAsyncSetConnectCallback(sac, sentinel_connect_cb);
+    redisAsyncCommand(sac, sentinel_reply, rc,
+                      "SENTINEL get-master-addr-by-name %s", rc->master_name);
+    arm_ms(rc->phase_ev, rc->timeout_ms);
+}
+
+/* +switch-master <name> <old-ip> <old-port> <new-ip> <new-port> */
+static void psub_message(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct rconn *rc = priv;
+    redisReply *r = reply;
+    char name[128];
+
+    if (r == NULL) {
+        if (ac == rc->psub) {
+            rc->psub = NULL;
+            arm_ms(rc->psub_ev, PSUB_RETRY_MS);
+        }
+        return;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+        r->element[2]->type != REDIS_REPLY_STRING)
+        return;
+    if (sscanf(r->element[2]->str, "%127s", name) != 1 ||
+        strcmp(name, rc->master_name) != 0)
+        return;
+    log_info("event=sentinel_switch_master detail=%s",
+             log_esc(r->element[2]->str));
+    if (rc->ac != NULL)
+        rconn_drop(rc, "sentinel switched master");
+}
+
+static void psub_disconnect(const redisAsyncContext *ac, int status)
+{
+    struct rconn *rc = ac->data;
+
+    (void)status;
+    if (ac == rc->psub) {
+        rc->psub = NULL;
+        arm_ms(rc->psub_ev, PSUB_RETRY_MS);
+    }
+}
+
+static void psub_open(struct rconn *rc)
+{
+    const struct endpoint *s = &rc->sentinels[rc->sentinel_idx];
+    redisAsyncContext *ac = redisAsyncConnect(s->host, (int)s->port);
+
+    if (ac == NULL || ac->err) {
+        if (ac)
+            redisAsyncFree(ac);
+        arm_ms(rc->psub_ev, PSUB_RETRY_MS);
+        return;
+    }
+    ac->data = rc;
+    rc->psub = ac;
+    redisLibeventAttach(ac, rc->base);
+    redisAsyncSetDisconnectCallback(ac, psub_disconnect);
+    redisAsyncCommand(ac, psub_message, rc, "SUBSCRIBE +switch-master");
+}
+
+static void psub_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct rconn *rc = arg;
+
+    (void)fd;
+    (void)what;
+    if (rc->psub == NULL && rc->state == RS_UP)
+        psub_open(rc);
+}
+
+/* ---- phases -------------------------------------------------------------- */
+
+static void rconn_start(struct rconn *rc)
+{
+    if (sentinel_mode(rc))
+        resolve_master(rc);
+    else
+        connect_data(rc, rc->address.host, rc->address.port, rc->address.path);
+}
+
+static void phase_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct rconn *rc = arg;
+
+    (void)fd;
+    (void)what;
+    switch (rc->state) {
+    case RS_DOWN:
+        rconn_start(rc);
+        break;
+    case RS_RESOLVING:
+        log_warn("event=sentinel_timeout sentinel=%s",
+                 rc->sentinels[rc->sentinel_idx].text);
+        sentinel_next(rc);
+        break;
+    case RS_CONNECTING:
+        rconn_drop(rc, "connect timed out");
+        break;
+    case RS_UP:
+        break;
+    }
+}
+
+static void copy_endpoint(struct endpoint *dst, const struct endpoint *src)
+{
+    *dst = *src;
+    dst->text = ab_strdup(src->text ? src->text : "");
+    dst->path = src->path ? ab_strdup(src->path) : NULL;
+}
+
+struct rconn *rconn_new(struct event_base *base, const struct redis_conf *conf)
+{
+    struct rconn *rc = ab_calloc(1, sizeof(*rc));
+
+    rc->base = base;
+    rc->password = ab_strdup(conf->password);
+    rc->username = ab_strdup(conf->username);
+    rc->master_name = ab_strdup(conf->master_name);
+    rc->database = conf->database;
+    rc->timeout_ms = conf->timeout_ms;
+    copy_endpoint(&rc->address, &conf->address);
+    rc->nsentinels = conf->sentinels.n;
+    rc->sentinels = ab_calloc(rc->nsentinels, sizeof(*rc->sentinels));
+    for (size_t i = 0; i < rc->nsentinels; i++)
+        copy_endpoint(&rc->sentinels[i], &conf->sentinels.v[i]);
+    TAILQ_INIT(&rc->pending);
+    TAILQ_INIT(&rc->failq);
+    rc->deadline_ev = evtimer_new(base, deadline_cb, rc);
+    rc->phase_ev = evtimer_new(base, phase_cb, rc);
+    rc->psub_ev = evtimer_new(base, psub_timer_cb, rc);
+    rc->fail_ev = event_new(base, -1, 0, fail_cb, rc);
+    rconn_start(rc);
+    return rc;
+}
+
+void rconn_free(struct rconn *rc)
+{
+    if (rc == NULL)
+        return;
+    rc->on_up = NULL;
+    if (rc->ac) {
+        redisAsyncContext *ac = rc->ac;
+        rc->ac = NULL;
+        redisAsyncFree(ac);
+    }
+    if (rc->sac) {
+        redisAsyncContext *sac = rc->sac;
+        rc->sac = NULL;
+        redisAsyncFree(sac);
+    }
+    if (rc->psub) {
+        redisAsyncContext *ps = rc->psub;
+        rc->psub = NULL;
+        redisAsyncFree(ps);
+    }
+    fail_cb(-1, 0, rc);
+    event_free(rc->deadline_ev);
+    event_free(rc->phase_ev);
+    event_free(rc->psub_ev);
+    event_free(rc->fail_ev);
+    endpoint_free(&rc->address);
+    for (size_t i = 0; i < rc->nsentinels; i++)
+        endpoint_free(&rc->sentinels[i]);
+    free(rc->sentinels);
+    free(rc->password);
+    free(rc->username);
+    free(rc->master_name);
+    free(rc);
+}
+
+/* ---- synchronous, for the admin command ---------------------------------- */
+
+static redisContext *sync_open(const char *host, unsigned port, const char *path,
+                               unsigned timeout_ms)
+{
+    struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+    redisContext *c;
+
+    c = path ? redisConnectUnixWithTimeout(path, tv)
+             : redisConnectWithTimeout(host, (int)port, tv);
+    if (c != NULL && !c->err)
+        redisSetTimeout(c, tv);
+    return c;
+}
+
+static int sync_find_master(const struct redis_conf *conf, char *host,
+                            size_t hostlen, unsigned *port)
+{
+    for (size_t i = 0; i < conf->sentinels.n; i++) {
+        const struct endpoint *s = &conf->sentinels.v[i];
+        redisContext *c = sync_open(s->host, s->port, NULL, conf->timeout_ms);
+        redisReply *r;
+        uint64_t p;
+
+        if (c == NULL || c->err) {
+            redisFree(c);
+            continue;
+        }
+        r = redisCommand(c, "SENTINEL get-master-addr-by-name %s",
+                         conf->master_name);
+        if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+            r->element[0]->type == REDIS_REPLY_STRING &&
+            r->element[1]->type == REDIS_REPLY_STRING &&
+            ab_parse_uint(r->element[1]->str, 1, 65535, &p) == 0) {
+            snprintf(host, hostlen, "%s", r->element[0]->str);
+            *port = (unsigned)p;
+            freeReplyObject(r);
+            redisFree(c);
+            return 0;
+        }
+        freeReplyObject(r);
+        redisFree(c);
+    }
+    return -1;
+}
+
+static int sync_setup(redisContext *c, const struct redis_conf *conf,
+                      char *err, size_t errlen)
+{
+    redisReply *r = NULL;
+    char db[16];
+
+    if (conf->password[0] && conf->username[0])
+        r = redisCommand(c, "AUTH %s %s", conf->username, conf->password);
+    else if (conf->password[0])
+        r = redisCommand(c, "AUTH %s", conf->password);
+    if (r && r->type == REDIS_REPLY_ERROR) {
+        snprintf(err, errlen, "AUTH refused: %s", r->str);
+        freeReplyObject(r);
+        return -1;
+    }
+    freeReplyObject(r);
+    if (conf->database == 0)
+        return 0;
+    snprintf(db, sizeof(db), "%u", conf->database);
+    r = redisCommand(c, "SELECT %s", db);
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        snprintf(err, errlen, "SELECT %s failed: %s", db,
+                 r ? r->str : c->errstr);
+        freeReplyObject(r);
+        return -1;
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
+redisContext *rconn_sync_connect(const struct redis_conf *conf, char *err,
+                                 size_t errlen)
+{
+    char host[64];
+    unsigned port;
+    const char *where = conf->address.text;
+    redisContext *c;
+
+    if (conf->sentinels.n > 0) {
+        if (sync_find_master(conf, host, sizeof(host), &port) < 0) {
+            snprintf(err, errlen, "no sentinel knows master '%s'",
+                     conf->master_name);
+            return NULL;
+        }
+        c = sync_open(host, port, NULL, conf->timeout_ms);
+        where = host;
+    } else {
+        c = sync_open(conf->address.host, conf->address.port,
+                      conf->address.path, conf->timeout_ms);
+    }
+    if (c == NULL || c->err) {
+        snprintf(err, errlen, "cannot connect to Redis at %s: %s", where,
+                 c ? c->errstr : "out of memory");
+        redisFree(c);
+        return NULL;
+    }
+    if (sync_setup(c, conf, err, errlen) < 0) {
+        redisFree(c);
+        return NULL;
+    }
+    return c;
+}

@@ -1,0 +1,69 @@
+/*
+ * One asynchronous Redis connection per process (hiredis + libevent),
+ * shared by every session: requests from many clients are pipelined on it,
+ * so throughput is not bound by round trips.
+ *
+ * Contract, in the hiredis style:
+ *   - every request's callback runs exactly once, never from inside the
+ *     call that queued it;
+ *   - the callback gets the reply, or NULL meaning "unavailable": Redis is
+ *     down, did not answer within redis.timeout_ms, or answered with an
+ *     error (logged here);
+ *   - the connection re-establishes itself with back-off (50 ms doubling to
+ *     500 ms); with redis.sentinels set, the master is found through the
+ *     sentinels and a failover (disconnect, READONLY, +switch-master) makes
+ *     it ask again. Writes never go to a replica.
+ */
+#ifndef AB_REDIS_H
+#define AB_REDIS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <hiredis/hiredis.h>
+
+struct event_base;
+struct redis_conf;
+struct rconn;
+
+typedef void rconn_cb(redisReply *reply, void *arg);
+
+/* One command's arguments (binary safe). */
+struct rcmd {
+    int argc;
+    const char **argv;
+    const size_t *argvlen;
+};
+
+struct rconn *rconn_new(struct event_base *base, const struct redis_conf *conf);
+void rconn_free(struct rconn *rc);
+
+/* One command. */
+void rconn_command(struct rconn *rc, rconn_cb *cb, void *arg,
+                   const struct rcmd *cmd);
+
+/* MULTI, the commands, EXEC in one round trip; cb gets EXEC's array. */
+void rconn_transaction(struct rconn *rc, rconn_cb *cb, void *arg,
+                       const struct rcmd *cmds, int ncmds);
+
+/* True when a connection is established and answered. */
+bool rconn_is_up(const struct rconn *rc);
+
+/* Called (from the loop) each time the connection becomes usable. */
+void rconn_on_up(struct rconn *rc, void (*fn)(void *arg), void *arg);
+
+/* The loop the connection runs on. */
+struct event_base *redis_base(const struct rconn *rc);
+
+/* Requests queued and not yet answered (for tests and stats). */
+size_t rconn_pending(const struct rconn *rc);
+
+/*
+ * Synchronous connection for the admin command: finds the master through
+ * the sentinels if configured, then AUTH and SELECT. NULL with a message
+ * in err on failure.
+ */
+redisContext *rconn_sync_connect(const struct redis_conf *conf, char *err,
+                                 size_t errlen);
+
+#endif
