@@ -1,0 +1,291 @@
+#include "auth.h"
+#include "conf.h"
+#include "hmap.h"
+#include "log.h"
+#include "util.h"
+#include "workers.h"
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define CACHE_MAX      100000  /* entries; emptied when full */
+#define RELOAD_CHECK_MS 1000
+#define PASS_MAX       1024    /* longer passwords fail without hashing */
+
+struct auth {
+    struct event_base *base;
+    struct workers *workers;
+    struct userdb *db;
+    char *path;
+    uint64_t last_check_ms;
+    unsigned cache_ttl;
+    struct hmap *cache;           /* hex HMAC -> expiry (ms, boxed) */
+    unsigned char cache_key[32];
+};
+
+enum job_kind { JOB_PASS, JOB_APOP, JOB_CACHED };
+
+struct auth_job {
+    struct work w;
+    struct auth *a;
+    struct userdb *db;            /* a reference: reloads may swap a->db */
+    enum job_kind kind;
+    char *user;
+    char *secret;                 /* password, or APOP digest */
+    size_t secretlen;
+    char *timestamp;
+    char cache_id[65];
+    auth_then_fn *then;
+    void *then_arg;
+    auth_done_cb *cb;
+    void *arg;
+    enum auth_result result;
+    struct auth_user u;
+};
+
+struct auth *auth_new(struct event_base *base, struct workers *w,
+                      unsigned cache_ttl)
+{
+    struct auth *a = ab_calloc(1, sizeof(*a));
+
+    a->base = base;
+    a->workers = w;
+    a->cache_ttl = cache_ttl;
+    a->cache = hmap_new();
+    ab_random(a->cache_key, sizeof(a->cache_key));
+    return a;
+}
+
+static void cache_clear(struct auth *a)
+{
+    hmap_free(a->cache, free);
+    a->cache = hmap_new();
+}
+
+void auth_free(struct auth *a)
+{
+    if (a == NULL)
+        return;
+    userdb_unref(a->db);
+    hmap_free(a->cache, free);
+    free(a->path);
+    free(a);
+}
+
+int auth_load(struct auth *a, const char *path, struct conf_errors *errs)
+{
+    struct userdb *db = userdb_load(path, errs);
+
+    if (db == NULL)
+        return -1;
+    if (a->db != NULL)
+        log_info("event=users_reloaded file=%s users=%zu", log_esc(path),
+                 userdb_count(db));
+    userdb_unref(a->db);
+    a->db = db;
+    free(a->path);
+    a->path = ab_strdup(path);
+    a->last_check_ms = ab_now_ms();
+    cache_clear(a);
+    return 0;
+}
+
+void auth_maybe_reload(struct auth *a)
+{
+    uint64_t now = ab_now_ms();
+    struct conf_errors errs = { 0 };
+    struct stat st;
+    long long mtime;
+
+    if (now - a->last_check_ms < RELOAD_CHECK_MS || a->path == NULL)
+        return;
+    a->last_check_ms = now;
+    if (stat(a->path, &st) < 0)
+        return;
+    mtime = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+    if (mtime == userdb_mtime(a->db))
+        return;
+    if (auth_load(a, a->path, &errs) < 0) {
+        conf_errors_log(&errs);
+        log_err("event=users_reload_failed file=%s keeping=previous",
+                log_esc(a->path));
+    }
+    conf_errors_free(&errs);
+}
+
+void auth_set_cache_ttl(struct auth *a, unsigned seconds)
+{
+    a->cache_ttl = seconds;
+    cache_clear(a);
+}
+
+bool auth_has_plain(const struct auth *a)
+{
+    return a->db != NULL && userdb_has_plain(a->db);
+}
+
+/* ---- the credential cache (loop thread) ------------------------------- */
+
+static void cache_id(const struct auth *a, const char *user, const char *pass,
+                     size_t passlen, char out[65])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char mac[32];
+    unsigned int n = sizeof(mac);
+
+    /* HMAC over user NUL password: no collisions between ("ab","c") and
+     * ("a","bc"). One-shot HMAC() cannot take two pieces. */
+    size_t ulen = strlen(user);
+    unsigned char *buf = ab_malloc(ulen + 1 + passlen);
+    memcpy(buf, user, ulen + 1);
+    memcpy(buf + ulen + 1, pass, passlen);
+    HMAC(EVP_sha256(), a->cache_key, sizeof(a->cache_key), buf,
+         ulen + 1 + passlen, mac, &n);
+    explicit_bzero(buf, ulen + 1 + passlen);
+    free(buf);
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = hex[mac[i] >> 4];
+        out[2 * i + 1] = hex[mac[i] & 15];
+    }
+    out[64] = '\0';
+}
+
+static bool cache_hit(struct auth *a, const char *id)
+{
+    uint64_t *expiry = hmap_get(a->cache, id);
+
+    if (expiry == NULL)
+        return false;
+    if (*expiry > ab_now_ms())
+        return true;
+    free(hmap_del(a->cache, id));
+    return false;
+}
+
+static void cache_put(struct auth *a, const char *id)
+{
+    uint64_t *expiry = ab_malloc(sizeof(*expiry));
+
+    if (hmap_count(a->cache) >= CACHE_MAX)
+        cache_clear(a);
+    *expiry = ab_now_ms() + (uint64_t)a->cache_ttl * 1000;
+    free(hmap_put(a->cache, id, expiry));
+}
+
+/* ---- jobs ------------------------------------------------------------------ */
+
+static void copy_user(struct auth_user *dst, const struct user *u)
+{
+    dst->name = ab_strdup(u->name);
+    dst->home = ab_strdup(u->home);
+    dst->uid = u->uid;
+    dst->gid = u->gid;
+}
+
+static void job_run(struct work *w)
+{
+    struct auth_job *j = (struct auth_job *)w;
+    const struct user *u;
+
+    switch (j->kind) {
+    case JOB_PASS:
+        j->result = j->secretlen > PASS_MAX ? AUTH_BAD :
+                    userdb_verify(j->db, j->user, j->secret, j->secretlen);
+        break;
+    case JOB_APOP:
+        j->result = userdb_verify_apop(j->db, j->user, j->timestamp, j->secret);
+        break;
+    case JOB_CACHED:
+        j->result = AUTH_OK;
+        break;
+    }
+    if (j->result != AUTH_OK)
+        return;
+    u = userdb_find(j->db, j->user);
+    if (u == NULL) {              /* cached, but gone from the file */
+        j->result = AUTH_BAD;
+        return;
+    }
+    copy_user(&j->u, u);
+    if (j->then)
+        j->then(&j->u, j->then_arg);
+}
+
+static void job_free(struct auth_job *j)
+{
+    userdb_unref(j->db);
+    free(j->user);
+    if (j->secret) {
+        explicit_bzero(j->secret, j->secretlen);
+        free(j->secret);
+    }
+    free(j->timestamp);
+    free(j->u.name);
+    free(j->u.home);
+    free(j);
+}
+
+static void job_done(struct work *w)
+{
+    struct auth_job *j = (struct auth_job *)w;
+
+    if (j->result == AUTH_OK && j->kind == JOB_PASS && j->a->cache_ttl > 0 &&
+        j->db == j->a->db)
+        cache_put(j->a, j->cache_id);
+    j->cb(j->result, j->result == AUTH_OK ? &j->u : NULL, j->arg);
+    job_free(j);
+}
+
+static struct auth_job *job_new(struct auth *a, enum job_kind kind,
+                                const char *user, auth_then_fn *then,
+                                void *then_arg, auth_done_cb *cb, void *arg)
+{
+    struct auth_job *j = ab_calloc(1, sizeof(*j));
+
+    auth_maybe_reload(a);
+    j->w.run = job_run;
+    j->w.done = job_done;
+    j->a = a;
+    j->db = a->db;
+    userdb_ref(j->db);
+    j->kind = kind;
+    j->user = ab_strdup(user);
+    j->then = then;
+    j->then_arg = then_arg;
+    j->cb = cb;
+    j->arg = arg;
+    return j;
+}
+
+void auth_check_pass(struct auth *a, const char *user, const char *pass,
+                     size_t passlen, auth_then_fn *then, void *then_arg,
+                     auth_done_cb *cb, void *arg)
+{
+    struct auth_job *j = job_new(a, JOB_PASS, user, then, then_arg, cb, arg);
+
+    if (a->cache_ttl > 0 && passlen <= PASS_MAX) {
+        cache_id(a, user, pass, passlen, j->cache_id);
+        if (cache_hit(a, j->cache_id))
+            j->kind = JOB_CACHED;
+    }
+    if (j->kind == JOB_PASS) {
+        j->secret = ab_strndup(pass, passlen);
+        j->secretlen = passlen;
+    }
+    workers_submit(a->workers, &j->w);
+}
+
+void auth_check_apop(struct auth *a, const char *user, const char *timestamp,
+                     const char *digest, auth_then_fn *then, void *then_arg,
+                     auth_done_cb *cb, void *arg)
+{
+    struct auth_job *j = job_new(a, JOB_APOP, user, then, then_arg, cb, arg);
+
+    j->timestamp = ab_strdup(timestamp);
+    j->secret = ab_strdup(digest);
+    j->secretlen = strlen(digest);
+    workers_submit(a->workers, &j->w);
+}

@@ -1,0 +1,327 @@
+#include "conn.h"
+#include "log.h"
+#include "tls.h"
+#include "util.h"
+
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <openssl/err.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Input read ahead of the protocol: pipelining needs some, a flood none.
+ * Reading pauses above this until the session consumes lines. */
+#define CONN_INPUT_HIGH (64 * 1024)
+
+struct conn {
+    struct bufferevent *bev;
+    struct event_base *base;
+    const struct conn_ops *ops;
+    void *arg;
+    struct ab_addr peer;
+    char peer_text[ADDR_TEXT_MAX];
+    SSL_CTX *pending_tls;         /* STARTTLS: start once output is written */
+    unsigned read_s, write_s;
+    size_t drain_low;
+    bool tls;
+    bool closing;                 /* close after flush */
+    bool ended;
+};
+
+static void conn_read_cb(struct bufferevent *bev, void *arg);
+static void conn_write_cb(struct bufferevent *bev, void *arg);
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
+
+static void end(struct conn *c, enum conn_end why)
+{
+    if (c->ended)
+        return;
+    c->ended = true;
+    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    c->ops->on_end(c, why, c->arg);
+}
+
+static void apply_timeouts(struct conn *c)
+{
+    struct timeval r = { c->read_s, 0 }, w = { c->write_s, 0 };
+
+    bufferevent_set_timeouts(c->bev, c->read_s ? &r : NULL,
+                             c->write_s ? &w : NULL);
+}
+
+static void setup_bev(struct conn *c)
+{
+    bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, CONN_INPUT_HIGH);
+    bufferevent_setwatermark(c->bev, EV_WRITE, c->drain_low, 0);
+    apply_timeouts(c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+static struct bufferevent *tls_bev(struct conn *c, evutil_socket_t fd,
+                                   SSL_CTX *ctx)
+{
+    SSL *ssl = SSL_new(ctx);
+    struct bufferevent *bev;
+
+    if (ssl == NULL)
+        return NULL;
+    bev = bufferevent_openssl_socket_new(c->base, fd, ssl,
+                                         BUFFEREVENT_SSL_ACCEPTING,
+                                         BEV_OPT_CLOSE_ON_FREE);
+    if (bev == NULL) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    /* Clients that drop TCP without close_notify are the norm. */
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev;
+}
+
+struct conn *conn_new(struct event_base *base, evutil_socket_t fd,
+                      const struct sockaddr *sa, SSL_CTX *tls_ctx,
+                      const struct conn_ops *ops, void *arg)
+{
+    struct conn *c = ab_calloc(1, sizeof(*c));
+
+    c->base = base;
+    c->ops = ops;
+    c->arg = arg;
+    if (addr_from_sockaddr(sa, &c->peer) == 0)
+        addr_format(&c->peer, c->peer_text);
+    else
+        snprintf(c->peer_text, sizeof(c->peer_text), "local");
+    evutil_make_socket_nonblocking(fd);
+    if (tls_ctx != NULL) {
+        c->bev = tls_bev(c, fd, tls_ctx);
+        c->tls = true;
+    } else {
+        c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+    }
+    if (c->bev == NULL) {
+        evutil_closesocket(fd);
+        free(c);
+        return NULL;
+    }
+    setup_bev(c);
+    return c;
+}
+
+void conn_free(struct conn *c)
+{
+    if (c == NULL)
+        return;
+    if (c->pending_tls)
+        SSL_CTX_free(c->pending_tls);
+    bufferevent_free(c->bev);
+    free(c);
+}
+
+const struct ab_addr *conn_peer(const struct conn *c)
+{
+    return &c->peer;
+}
+
+const char *conn_peer_text(const struct conn *c)
+{
+    return c->peer_text;
+}
+
+bool conn_is_tls(const struct conn *c)
+{
+    return c->tls;
+}
+
+const char *conn_tls_desc(const struct conn *c, char *buf, size_t len)
+{
+    SSL *ssl = c->tls ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+
+    if (ssl == NULL)
+        snprintf(buf, len, "no");
+    else
+        snprintf(buf, len, "%s/%s", SSL_get_version(ssl),
+                 SSL_CIPHER_get_name(SSL_get_current_cipher(ssl)));
+    return buf;
+}
+
+struct evbuffer *conn_input(struct conn *c)
+{
+    return bufferevent_get_input(c->bev);
+}
+
+struct evbuffer *conn_output(struct conn *c)
+{
+    return bufferevent_get_output(c->bev);
+}
+
+size_t conn_output_len(const struct conn *c)
+{
+    return evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+void conn_write(struct conn *c, const void *data, size_t len)
+{
+    bufferevent_write(c->bev, data, len);
+}
+
+void conn_printf(struct conn *c, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    evbuffer_add_vprintf(bufferevent_get_output(c->bev), fmt, ap);
+    va_end(ap);
+}
+
+enum line_result conn_readline(struct conn *c, char *buf, size_t max,
+                               size_t *len)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t n, have = evbuffer_get_length(in);
+    size_t window = have < max + 2 ? have : max + 2;   /* line, CR, LF */
+    struct evbuffer_ptr p, stop;
+
+    if (have == 0)
+        return LINE_MORE;
+    /* Look no further than the longest legal line: a flood without line
+     * ends costs nothing to refuse. */
+    evbuffer_ptr_set(in, &stop, window, EVBUFFER_PTR_SET);
+    p = evbuffer_search_range(in, "\n", 1, NULL, &stop);
+    if (p.pos < 0)
+        return have >= max + 2 ? LINE_TOO_LONG : LINE_MORE;
+    n = (size_t)p.pos;
+    evbuffer_remove(in, buf, n);
+    evbuffer_drain(in, 1);
+    if (n > 0 && buf[n - 1] == '\r')
+        n--;
+    if (n > max)
+        return LINE_TOO_LONG;
+    buf[n] = '\0';
+    *len = n;
+    if (memchr(buf, '\0', n) != NULL || memchr(buf, '\r', n) != NULL)
+        return LINE_BAD;
+    return LINE_OK;
+}
+
+void conn_set_timeouts(struct conn *c, unsigned read_s, unsigned write_s)
+{
+    c->read_s = read_s;
+    c->write_s = write_s;
+    apply_timeouts(c);
+}
+
+void conn_pause(struct conn *c)
+{
+    bufferevent_disable(c->bev, EV_READ);
+}
+
+void conn_resume(struct conn *c)
+{
+    if (!c->closing && !c->ended && c->pending_tls == NULL)
+        bufferevent_enable(c->bev, EV_READ);
+}
+
+void conn_want_drain(struct conn *c, size_t low)
+{
+    c->drain_low = low;
+    bufferevent_setwatermark(c->bev, EV_WRITE, low, 0);
+}
+
+void conn_close_after_flush(struct conn *c)
+{
+    c->closing = true;
+    bufferevent_disable(c->bev, EV_READ);
+    /* Runs the write callback from the loop even if nothing is pending. */
+    bufferevent_trigger(c->bev, EV_WRITE,
+                        BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+void conn_starttls(struct conn *c, SSL_CTX *ctx)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+
+    bufferevent_disable(c->bev, EV_READ);
+    evbuffer_drain(in, evbuffer_get_length(in));
+    SSL_CTX_up_ref(ctx);
+    c->pending_tls = ctx;
+    bufferevent_trigger(c->bev, EV_WRITE,
+                        BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+/* The "go ahead" reply is written: swap the plain bufferevent for TLS on
+ * the same socket. Bytes still in the kernel are the client's handshake. */
+static void start_tls(struct conn *c)
+{
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    SSL_CTX *ctx = c->pending_tls;
+    struct bufferevent *bev;
+
+    c->pending_tls = NULL;
+    bufferevent_setfd(c->bev, -1);   /* keep the socket open */
+    bufferevent_free(c->bev);
+    bev = tls_bev(c, fd, ctx);
+    SSL_CTX_free(ctx);
+    if (bev == NULL) {
+        c->bev = bufferevent_socket_new(c->base, fd, BEV_OPT_CLOSE_ON_FREE);
+        end(c, CONN_ERROR);
+        return;
+    }
+    c->bev = bev;
+    c->tls = true;
+    setup_bev(c);
+}
+
+static void conn_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+
+    (void)bev;
+    if (!c->closing && !c->ended && c->pending_tls == NULL)
+        c->ops->on_input(c, c->arg);
+}
+
+static void conn_write_cb(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+    size_t left = evbuffer_get_length(bufferevent_get_output(bev));
+
+    if (c->ended)
+        return;
+    if (c->pending_tls != NULL) {
+        if (left == 0)
+            start_tls(c);
+        return;
+    }
+    if (c->closing) {
+        if (left == 0)
+            end(c, CONN_DONE);
+        return;
+    }
+    if (c->ops->on_drain && c->drain_low > 0 && left <= c->drain_low)
+        c->ops->on_drain(c, c->arg);
+}
+
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct conn *c = arg;
+    unsigned long e;
+    char buf[256];
+
+    if (what & BEV_EVENT_CONNECTED)
+        return;
+    if (what & BEV_EVENT_TIMEOUT) {
+        end(c, CONN_TIMEOUT);
+        return;
+    }
+    if (what & BEV_EVENT_EOF) {
+        end(c, CONN_EOF);
+        return;
+    }
+    while (c->tls && (e = bufferevent_get_openssl_error(bev)) != 0)
+        log_debug("event=tls_error client=%s error=%s", c->peer_text,
+                  log_esc(tls_error_text(e, buf, sizeof(buf))));
+    end(c, CONN_ERROR);
+}

@@ -1,0 +1,156 @@
+#include "daemon.h"
+#include "log.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void daemon_parse_args(int argc, char **argv, const char *prog,
+                       const char *default_conf, struct daemon_opts *o)
+{
+    int ch;
+
+    o->conf_path = default_conf;
+    o->test_only = false;
+    o->detach = false;
+    o->verbose = 0;
+    while ((ch = getopt(argc, argv, "c:tdvh")) != -1) {
+        switch (ch) {
+        case 'c': o->conf_path = optarg; break;
+        case 't': o->test_only = true; break;
+        case 'd': o->detach = true; break;
+        case 'v': o->verbose++; break;
+        case 'h':
+        default:
+            fprintf(ch == 'h' ? stdout : stderr,
+                    "usage: %s [-c FILE] [-t] [-d] [-v]\n"
+                    "  -c FILE  configuration (default %s)\n"
+                    "  -t       check the configuration and exit\n"
+                    "  -d       detach into the background (logs go to syslog)\n"
+                    "  -v       log debug messages\n", prog, default_conf);
+            exit(ch == 'h' ? 0 : 2);
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "%s: unexpected argument '%s'\n", prog, argv[optind]);
+        exit(2);
+    }
+}
+
+void daemon_detach(void)
+{
+    pid_t pid = fork();
+    int fd;
+
+    if (pid < 0)
+        fatalx("fork: %s", strerror(errno));
+    if (pid > 0)
+        _exit(0);
+    if (setsid() < 0)
+        fatalx("setsid: %s", strerror(errno));
+    pid = fork();              /* never reacquire a terminal */
+    if (pid < 0)
+        fatalx("fork: %s", strerror(errno));
+    if (pid > 0)
+        _exit(0);
+    if (chdir("/") < 0)
+        fatalx("chdir /: %s", strerror(errno));
+    fd = open("/dev/null", O_RDWR);
+    if (fd >= 0) {
+        dup2(fd, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        if (fd > 2)
+            close(fd);
+    }
+}
+
+unsigned long daemon_raise_nofile(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return 0;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    return (unsigned long)rl.rlim_cur;
+}
+
+int daemon_drop_privileges(const char *user, char *err, size_t errlen)
+{
+    struct passwd *pw;
+
+    if (user == NULL || user[0] == '\0') {
+        if (geteuid() == 0)
+            log_warn("event=running_as_root msg=\"no 'user' set: the daemon "
+                     "keeps root privileges; set user = (an unprivileged "
+                     "account) in the config\"");
+        return 0;
+    }
+    if (geteuid() != 0) {
+        snprintf(err, errlen, "user = %s needs the daemon started as root", user);
+        return -1;
+    }
+    errno = 0;
+    pw = getpwnam(user);
+    if (pw == NULL) {
+        snprintf(err, errlen, "unknown user '%s'", user);
+        return -1;
+    }
+    if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+        setuid(pw->pw_uid) < 0) {
+        snprintf(err, errlen, "cannot become %s: %s", user, strerror(errno));
+        return -1;
+    }
+    if (getuid() != pw->pw_uid || geteuid() != pw->pw_uid ||
+        getgid() != pw->pw_gid || getegid() != pw->pw_gid) {
+        snprintf(err, errlen, "privileges not fully dropped to %s", user);
+        return -1;
+    }
+    if (pw->pw_uid != 0 && setuid(0) == 0) {
+        snprintf(err, errlen, "root could be regained after dropping to %s", user);
+        return -1;
+    }
+    log_info("event=privileges_dropped user=%s uid=%u gid=%u", user,
+             (unsigned)pw->pw_uid, (unsigned)pw->pw_gid);
+    return 0;
+}
+
+int daemon_check_secret_file(const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+
+    if (stat(path, &st) < 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (st.st_mode & S_IROTH) {
+        snprintf(err, errlen, "%s is readable by everyone (mode %03o); "
+                 "chmod o-r it", path, (unsigned)(st.st_mode & 0777));
+        return -1;
+    }
+    return 0;
+}
+
+const char *daemon_session_id(char buf[17])
+{
+    static uint64_t base, counter;
+
+    if (base == 0)
+        ab_random(&base, sizeof(base));
+    /* Unique within the process, unpredictable across restarts. */
+    snprintf(buf, 17, "%016llx", (unsigned long long)(base + counter++ * 0x9e3779b97f4a7c15ULL));
+    return buf;
+}

@@ -1,0 +1,43 @@
+/*
+ * What every daemon does around its event loop: command line (-c, -t, -d,
+ * -v), detaching, raising the descriptor limit, dropping privileges after
+ * binding, refusing secret files others can read, session ids.
+ */
+#ifndef AB_DAEMON_H
+#define AB_DAEMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct daemon_opts {
+    const char *conf_path;
+    bool test_only;        /* -t */
+    bool detach;           /* -d */
+    int verbose;           /* -v */
+};
+
+/* Parse argv; prints usage and exits on errors. */
+void daemon_parse_args(int argc, char **argv, const char *prog,
+                       const char *default_conf, struct daemon_opts *o);
+
+/* Fork into the background, new session, stdio to /dev/null. */
+void daemon_detach(void);
+
+/* Raise RLIMIT_NOFILE's soft limit to the hard limit; returns it. */
+unsigned long daemon_raise_nofile(void);
+
+/*
+ * After binding: setgroups, setgid, setuid to `user`, each checked, and
+ * check that root cannot be regained. Empty user while root: a loud
+ * warning. -1 with a reason in err.
+ */
+int daemon_drop_privileges(const char *user, char *err, size_t errlen);
+
+/* A key, certificate-key or user file must not be readable by others. */
+int daemon_check_secret_file(const char *path, char *err, size_t errlen);
+
+/* A short id naming one session in every log line ("sid=..."). */
+const char *daemon_session_id(char buf[17]);
+
+#endif
