@@ -1,0 +1,447 @@
+#include "pop3d/maildir.h"
+#include "pop3d/msgstream.h"
+#include "authbridge/util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static char lock_host[256] = "localhost";
+
+void maildir_set_hostname(const char *host)
+{
+    snprintf(lock_host, sizeof(lock_host), "%s", host);
+}
+
+/* "a/b" into out; -1 when it does not fit (a path we must not truncate). */
+static int join(char *out, size_t len, const char *a, const char *b)
+{
+    int n = snprintf(out, len, "%s/%s", a, b);
+    return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+/* ---- names ------------------------------------------------------------------- */
+
+static size_t base_len_of(const char *name)
+{
+    const char *colon = strchr(name, ':');
+    return colon ? (size_t)(colon - name) : strlen(name);
+}
+
+void maildir_uidl(const char *name, char out[POP3_UIDL_MAX + 1])
+{
+    size_t n = strcspn(name, ",:");
+    bool ok = n > 0 && n <= POP3_UIDL_MAX;
+    uint64_t h = 0xcbf29ce484222325ULL;   /* FNV-1a: stable everywhere */
+
+    for (size_t i = 0; ok && i < n; i++)
+        ok = name[i] >= 0x21 && name[i] <= 0x7e;
+    if (ok) {
+        memcpy(out, name, n);
+        out[n] = '\0';
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)name[i]) * 0x100000001b3ULL;
+    snprintf(out, POP3_UIDL_MAX + 1, "h%016llx", (unsigned long long)h);
+}
+
+/* ",W=<n>" in the base name: the wire size someone already computed. */
+static bool size_from_name(const char *name, size_t base_len, uint64_t *size)
+{
+    for (const char *p = name; p && (size_t)(p - name) < base_len;
+         p = strchr(p + 1, ',')) {
+        if (strncmp(p, ",W=", 3) == 0) {
+            size_t n = strspn(p + 3, "0123456789");
+            return ab_parse_uint_n(p + 3, n, 0, UINT64_MAX, size) == 0;
+        }
+    }
+    return false;
+}
+
+/* ---- sizes --------------------------------------------------------------------- */
+
+static int file_sizes(const char *path, uint64_t *raw, uint64_t *vsize)
+{
+    char buf[POP3_READ_CHUNK];
+    struct msg_vsize v;
+    ssize_t n;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return -1;
+    msg_vsize_init(&v);
+    *raw = 0;
+    while ((n = read(fd, buf, sizeof(buf))) > 0) {
+        msg_vsize_feed(&v, buf, (size_t)n);
+        *raw += (uint64_t)n;
+    }
+    close(fd);
+    if (n < 0)
+        return -1;
+    *vsize = msg_vsize_finish(&v);
+    return 0;
+}
+
+/* ---- the lock ------------------------------------------------------------------ */
+
+static bool lock_is_stale(const char *path, const struct stat *st)
+{
+    char buf[256], host[256];
+    long pid = 0;
+    ssize_t n;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (time(NULL) - st->st_mtime > POP3_LOCK_STALE) {
+        if (fd >= 0)
+            close(fd);
+        return true;
+    }
+    if (fd < 0)
+        return false;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return false;             /* being written right now */
+    buf[n] = '\0';
+    if (sscanf(buf, "%255s %ld", host, &pid) != 2 || pid <= 0)
+        return false;
+    return strcmp(host, lock_host) == 0 && kill((pid_t)pid, 0) < 0 &&
+           errno == ESRCH;
+}
+
+/* Remove a stale lock, unless it changed since we judged it. */
+static void lock_break(const char *path, const struct stat *judged)
+{
+    struct stat now;
+
+    if (stat(path, &now) == 0 && now.st_ino == judged->st_ino &&
+        now.st_mtime == judged->st_mtime)
+        unlink(path);
+}
+
+static enum mbox_status lock_take(struct mailbox *mb, char *err, size_t errlen)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        struct stat st;
+        int fd = open(mb->lock_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+                      0600);
+        if (fd >= 0) {
+            size_t len = strlen(mb->lock_token);
+            if (write(fd, mb->lock_token, len) != (ssize_t)len) {
+                snprintf(err, errlen, "write %s: %s", mb->lock_path,
+                         strerror(errno));
+                close(fd);
+                unlink(mb->lock_path);
+                return MBOX_ERROR;
+            }
+            mb->lock_fd = fd;
+            return MBOX_OK;
+        }
+        if (errno != EEXIST) {
+            snprintf(err, errlen, "create %s: %s", mb->lock_path,
+                     strerror(errno));
+            return MBOX_ERROR;
+        }
+        if (stat(mb->lock_path, &st) < 0 || !lock_is_stale(mb->lock_path, &st))
+            return MBOX_IN_USE;
+        lock_break(mb->lock_path, &st);
+    }
+    return MBOX_IN_USE;
+}
+
+void maildir_touch_lock(struct mailbox *mb)
+{
+    if (mb->lock_fd >= 0)
+        futimens(mb->lock_fd, NULL);
+}
+
+/* ---- scanning ------------------------------------------------------------------ */
+
+static int ensure_dirs(const char *maildir, char *err, size_t errlen)
+{
+    static const char *const sub[] = { "", "/cur", "/new", "/tmp" };
+    char path[4096];
+
+    for (size_t i = 0; i < AB_ARRAY_LEN(sub); i++) {
+        snprintf(path, sizeof(path), "%s%s", maildir, sub[i]);
+        if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+            snprintf(err, errlen, "mkdir %s: %s", path, strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* new/X -> cur/X,S=..,W=..:2, (the sizes learned once, kept in the name) */
+static void move_new(const char *maildir)
+{
+    char dir[4096], from[4096], to[4096];
+    struct dirent *de;
+    DIR *d;
+
+    snprintf(dir, sizeof(dir), "%s/new", maildir);
+    if ((d = opendir(dir)) == NULL)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        uint64_t raw, vsize;
+        size_t blen = base_len_of(de->d_name);
+        if (de->d_name[0] == '.')
+            continue;
+        if (join(from, sizeof(from), dir, de->d_name) < 0 ||
+            file_sizes(from, &raw, &vsize) < 0)
+            continue;             /* vanished or unreadable: leave it */
+        if (strstr(de->d_name, ",W=") != NULL)
+            snprintf(to, sizeof(to), "%s/cur/%.*s:2,", maildir, (int)blen,
+                     de->d_name);
+        else if (strstr(de->d_name, ",S=") != NULL)
+            snprintf(to, sizeof(to), "%s/cur/%.*s,W=%llu:2,", maildir,
+                     (int)blen, de->d_name, (unsigned long long)vsize);
+        else
+            snprintf(to, sizeof(to), "%s/cur/%.*s,S=%llu,W=%llu:2,", maildir,
+                     (int)blen, de->d_name, (unsigned long long)raw,
+                     (unsigned long long)vsize);
+        rename(from, to);         /* ENOENT: another reader moved it */
+    }
+    closedir(d);
+}
+
+static int add_message(struct mailbox *mb, const char *cur, const char *name,
+                       size_t *cap)
+{
+    struct message *m;
+    char path[4096];
+    uint64_t raw;
+
+    if (mb->count == *cap) {
+        *cap = *cap ? *cap * 2 : 64;
+        mb->msgs = ab_realloc(mb->msgs, *cap * sizeof(*mb->msgs));
+    }
+    m = &mb->msgs[mb->count];
+    memset(m, 0, sizeof(*m));
+    m->base_len = base_len_of(name);
+    if (!size_from_name(name, m->base_len, &m->size)) {
+        if (join(path, sizeof(path), cur, name) < 0 ||
+            file_sizes(path, &raw, &m->size) < 0)
+            return -1;            /* vanished meanwhile: not in the snapshot */
+    }
+    m->name = ab_strdup(name);
+    maildir_uidl(name, m->uidl);
+    mb->total += m->size;
+    mb->count++;
+    return 0;
+}
+
+static int message_cmp(const void *a, const void *b)
+{
+    /* Unique names start with the delivery time: natural order is age. */
+    return strverscmp(((const struct message *)a)->name,
+                      ((const struct message *)b)->name);
+}
+
+static int scan_cur(struct mailbox *mb, char *err, size_t errlen)
+{
+    char cur[4096];
+    struct dirent *de;
+    size_t cap = 0;
+    DIR *d;
+
+    snprintf(cur, sizeof(cur), "%s/cur", mb->path);
+    if ((d = opendir(cur)) == NULL) {
+        snprintf(err, errlen, "opendir %s: %s", cur, strerror(errno));
+        return -1;
+    }
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        add_message(mb, cur, de->d_name, &cap);
+    }
+    closedir(d);
+    qsort(mb->msgs, mb->count, sizeof(*mb->msgs), message_cmp);
+    if (mb->count > POP3_MAX_MESSAGES) {
+        for (size_t i = POP3_MAX_MESSAGES; i < mb->count; i++) {
+            mb->total -= mb->msgs[i].size;
+            free(mb->msgs[i].name);
+        }
+        mb->count = POP3_MAX_MESSAGES;
+    }
+    return 0;
+}
+
+enum mbox_status maildir_open(const char *maildir, const char *lock_name,
+                              struct mailbox **out, char *err, size_t errlen)
+{
+    struct mailbox *mb = ab_calloc(1, sizeof(*mb));
+    enum mbox_status st;
+    size_t plen = strlen(maildir) + strlen(lock_name) + 2;
+
+    mb->lock_fd = -1;
+    mb->path = ab_strdup(maildir);
+    mb->lock_path = ab_malloc(plen);
+    snprintf(mb->lock_path, plen, "%s/%s", maildir, lock_name);
+    snprintf(mb->lock_token, sizeof(mb->lock_token), "%s %ld %lld\n", lock_host,
+             (long)getpid(), (long long)time(NULL));
+    if (ensure_dirs(maildir, err, errlen) < 0) {
+        maildir_close(mb);
+        return MBOX_ERROR;
+    }
+    st = lock_take(mb, err, errlen);
+    if (st != MBOX_OK) {
+        maildir_close(mb);
+        return st;
+    }
+    move_new(maildir);
+    if (scan_cur(mb, err, errlen) < 0) {
+        maildir_close(mb);
+        return MBOX_ERROR;
+    }
+    *out = mb;
+    return MBOX_OK;
+}
+
+/* ---- messages ------------------------------------------------------------------ */
+
+/* Another reader may have renamed the file (new flags): find it by its
+ * unique part, which never changes. */
+static bool find_renamed(struct mailbox *mb, struct message *m)
+{
+    char cur[4096];
+    struct dirent *de;
+    bool found = false;
+    DIR *d;
+
+    snprintf(cur, sizeof(cur), "%s/cur", mb->path);
+    if ((d = opendir(cur)) == NULL)
+        return false;
+    while ((de = readdir(d)) != NULL) {
+        if (base_len_of(de->d_name) == m->base_len &&
+            strncmp(de->d_name, m->name, m->base_len) == 0) {
+            free(m->name);
+            m->name = ab_strdup(de->d_name);
+            found = true;
+            break;
+        }
+    }
+    closedir(d);
+    return found;
+}
+
+static int message_path(const struct mailbox *mb, const struct message *m,
+                        char *out, size_t len)
+{
+    int n = snprintf(out, len, "%s/cur/%s", mb->path, m->name);
+
+    if (n < 0 || (size_t)n >= len) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return 0;
+}
+
+int maildir_open_message(struct mailbox *mb, size_t i)
+{
+    struct message *m = &mb->msgs[i];
+    char path[4096];
+    int fd;
+
+    if (message_path(mb, m, path, sizeof(path)) < 0)
+        return -1;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0 || errno != ENOENT || !find_renamed(mb, m))
+        return fd;
+    if (message_path(mb, m, path, sizeof(path)) < 0)
+        return -1;
+    return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+static int remove_message(struct mailbox *mb, struct message *m)
+{
+    char path[4096];
+
+    if (message_path(mb, m, path, sizeof(path)) < 0)
+        return -1;
+    if (unlink(path) == 0)
+        return 0;
+    if (errno != ENOENT)
+        return -1;
+    if (!find_renamed(mb, m))
+        return 0;                 /* already gone: what DELE wanted */
+    if (message_path(mb, m, path, sizeof(path)) < 0)
+        return -1;
+    return unlink(path) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+int maildir_update(struct mailbox *mb, unsigned *removed, char *err,
+                   size_t errlen)
+{
+    char cur[4096];
+    unsigned failed = 0;
+    int dfd, saved = 0;
+
+    *removed = 0;
+    for (size_t i = 0; i < mb->count; i++) {
+        if (!mb->msgs[i].deleted)
+            continue;
+        if (remove_message(mb, &mb->msgs[i]) == 0) {
+            (*removed)++;
+        } else {
+            saved = errno;
+            failed++;
+        }
+    }
+    /* The unlinks are durable once the directory is. */
+    snprintf(cur, sizeof(cur), "%s/cur", mb->path);
+    dfd = open(cur, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    if (failed == 0)
+        return 0;
+    snprintf(err, errlen, "%u of %u deleted messages not removed: %s", failed,
+             failed + *removed, strerror(saved));
+    return -1;
+}
+
+/* ---- release ---------------------------------------------------------------- */
+
+static bool lock_still_ours(const struct mailbox *mb)
+{
+    char buf[sizeof(mb->lock_token)];
+    ssize_t n;
+    int fd = open(mb->lock_path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return false;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n < 0)
+        return false;
+    buf[n] = '\0';
+    return strcmp(buf, mb->lock_token) == 0;
+}
+
+void maildir_close(struct mailbox *mb)
+{
+    if (mb == NULL)
+        return;
+    if (mb->lock_fd >= 0) {
+        /* Someone who judged us dead may have taken it over: leave theirs. */
+        if (lock_still_ours(mb))
+            unlink(mb->lock_path);
+        close(mb->lock_fd);
+    }
+    for (size_t i = 0; i < mb->count; i++)
+        free(mb->msgs[i].name);
+    free(mb->msgs);
+    free(mb->path);
+    free(mb->lock_path);
+    free(mb);
+}

@@ -1,0 +1,289 @@
+/*
+ * pop3d: the POP3 server whose logins grant relay rights.
+ *
+ * Start-up: read and check the configuration (all errors, then refuse),
+ * bind, drop privileges, connect to Redis (in the background: logins do
+ * not wait for it), serve. SIGHUP reloads the configuration, the TLS
+ * certificate and the user file; SIGTERM stops accepting, lets UPDATEs in
+ * progress finish and closes the other sessions without deleting anything.
+ */
+#include "pop3d/maildir.h"
+#include "pop3d/server.h"
+#include "pop3d/session.h"
+
+#include "authbridge/auth.h"
+#include "authbridge/conf.h"
+#include "authbridge/daemon.h"
+#include "authbridge/grant.h"
+#include "authbridge/listen.h"
+#include "authbridge/log.h"
+#include "authbridge/redis.h"
+#include "authbridge/tls.h"
+#include "authbridge/users.h"
+#include "authbridge/util.h"
+#include "authbridge/workers.h"
+
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define DEFAULT_CONF   "/etc/authbridge/authbridge.conf"
+#define STOP_GRACE_MS  10000   /* UPDATEs in progress get this long */
+#define STOP_POLL_MS   50
+
+static enum log_dest log_dest_of(const struct pop3d_conf *pc)
+{
+    return pc->d.log == LOGTARGET_SYSLOG ? LOG_DEST_SYSLOG : LOG_DEST_STDERR;
+}
+
+/* Everything -t checks beyond the file's syntax: the files it names. */
+static void check_files(const struct ab_conf *c, struct conf_errors *errs,
+                        SSL_CTX **tls_out)
+{
+    const struct daemon_conf *d = &c->pop3d.d;
+    char err[512];
+    struct userdb *db;
+
+    conf_require_pop3d(c, errs);
+    if (errs->n > 0)
+        return;
+    if (daemon_check_secret_file(d->users, err, sizeof(err)) < 0)
+        conf_errors_add(errs, "%s: [pop3d] users: %s", c->path, err);
+    else if ((db = userdb_load(d->users, errs)) != NULL)
+        userdb_unref(db);
+    if (d->tls_cert[0] == '\0')
+        return;
+    if (daemon_check_secret_file(d->tls_key, err, sizeof(err)) < 0) {
+        conf_errors_add(errs, "%s: [pop3d] tls_key: %s", c->path, err);
+        return;
+    }
+    *tls_out = tls_server_ctx(d->tls_cert, d->tls_key, err, sizeof(err));
+    if (*tls_out == NULL)
+        conf_errors_add(errs, "%s: [pop3d] TLS: %s", c->path, err);
+}
+
+static struct ab_conf *load_checked(const char *path, SSL_CTX **tls,
+                                    struct conf_errors *errs)
+{
+    struct ab_conf *c = conf_load(path, errs);
+
+    *tls = NULL;
+    if (c == NULL)
+        return NULL;
+    check_files(c, errs, tls);
+    if (errs->n == 0)
+        return c;
+    if (*tls)
+        SSL_CTX_free(*tls);
+    *tls = NULL;
+    conf_free(c);
+    return NULL;
+}
+
+static void warn_short_idle(const struct pop3d_conf *pc)
+{
+    if (pc->idle_timeout < POP3_IDLE_RFC_MIN)
+        log_warn("event=config_warning msg=\"idle_timeout %u is below RFC "
+                 "1939's 10 minutes\"", pc->idle_timeout);
+}
+
+/* ---- signals ----------------------------------------------------------- */
+
+static void reload(struct server *srv)
+{
+    struct conf_errors errs = { 0 };
+    SSL_CTX *tls;
+    struct ab_conf *c = load_checked(srv->conf_path, &tls, &errs);
+
+    if (c == NULL || auth_load(srv->auth, c->pop3d.d.users, &errs) < 0) {
+        conf_errors_log(&errs);
+        log_err("event=reload_failed keeping=previous");
+        conf_errors_free(&errs);
+        if (tls)
+            SSL_CTX_free(tls);
+        conf_free(c);
+        return;
+    }
+    /* Sessions read the configuration through srv at each use and
+     * running TLS connections hold their own reference to the old
+     * context, so both can be swapped now. */
+    if (srv->tls)
+        SSL_CTX_free(srv->tls);
+    srv->tls = tls;
+    conf_free(srv->conf);
+    srv->conf = c;
+    srv->pc = &c->pop3d;
+    conncap_set_limits(srv->cap, srv->pc->d.max_connections,
+                       srv->pc->d.max_connections_per_addr);
+    auth_set_cache_ttl(srv->auth, srv->pc->d.auth_cache_ttl);
+    log_set_dest(log_dest_of(srv->pc));
+    warn_short_idle(srv->pc);
+    log_info("event=reloaded conf=%s (listen, redis and grant settings need a "
+             "restart)", log_esc(srv->conf_path));
+}
+
+static void stop_poll(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *srv = arg;
+    static uint64_t started;
+
+    (void)fd;
+    (void)what;
+    if (started == 0)
+        started = ab_now_ms();
+    if ((srv->nsessions == 0 && workers_busy(srv->workers) == 0) ||
+        ab_now_ms() - started > STOP_GRACE_MS)
+        event_base_loopexit(srv->base, NULL);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct server *srv = arg;
+    struct timeval poll = { 0, STOP_POLL_MS * 1000 };
+
+    (void)what;
+    if (sig == SIGHUP) {
+        reload(srv);
+        return;
+    }
+    if (srv->stopping)
+        return;
+    log_info("event=stopping signal=%d sessions=%u", (int)sig, srv->nsessions);
+    srv->stopping = true;
+    listeners_free(srv->listeners);
+    srv->listeners = NULL;
+    session_shutdown_all(srv);
+    srv->stop_timer = event_new(srv->base, -1, EV_PERSIST, stop_poll, srv);
+    evtimer_add(srv->stop_timer, &poll);
+}
+
+/* ---- start-up ------------------------------------------------------------ */
+
+static int open_listeners(struct server *srv)
+{
+    const struct daemon_conf *d = &srv->pc->d;
+    char err[256];
+
+    srv->listeners = listeners_new(srv->base);
+    for (size_t i = 0; i < d->listen.n; i++)
+        if (listeners_add(srv->listeners, &d->listen.v[i], LISTEN_PLAIN,
+                          session_accept, srv, err, sizeof(err)) < 0)
+            goto fail;
+    for (size_t i = 0; i < d->listen_tls.n; i++)
+        if (listeners_add(srv->listeners, &d->listen_tls.v[i], LISTEN_TLS,
+                          session_accept, srv, err, sizeof(err)) < 0)
+            goto fail;
+    return 0;
+fail:
+    log_err("event=startup_failed error=%s", log_esc(err));
+    return -1;
+}
+
+static void start_services(struct server *srv)
+{
+    const struct ab_conf *c = srv->conf;
+    struct conf_errors errs = { 0 };
+    struct grant_settings gs = {
+        .prefix = c->redis.prefix, .node = c->pop3d.d.node, .ttl = c->grant.ttl,
+        .ipv6_prefix = c->grant.ipv6_prefix, .log_maxlen = c->redis.log_maxlen,
+        .replicas = c->grant.replicas, .timeout_ms = c->redis.timeout_ms,
+    };
+
+    srv->redis = rconn_new(srv->base, &c->redis);
+    srv->grants = grant_store_new(srv->redis, &gs);
+    srv->workers = workers_new(srv->base, c->pop3d.d.worker_threads);
+    srv->auth = auth_new(srv->base, srv->workers, c->pop3d.d.auth_cache_ttl);
+    if (auth_load(srv->auth, c->pop3d.d.users, &errs) < 0)
+        fatalx("user file went bad during start-up");
+    srv->cap = conncap_new(c->pop3d.d.max_connections,
+                           c->pop3d.d.max_connections_per_addr);
+}
+
+static void listen_text(const struct daemon_conf *d, char *buf, size_t len)
+{
+    size_t o = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < d->listen.n && o < len; i++)
+        o += (size_t)snprintf(buf + o, len - o, "%s%s", o ? "," : "",
+                              d->listen.v[i].text);
+    for (size_t i = 0; i < d->listen_tls.n && o < len; i++)
+        o += (size_t)snprintf(buf + o, len - o, "%s%s(tls)", o ? "," : "",
+                              d->listen_tls.v[i].text);
+}
+
+int main(int argc, char **argv)
+{
+    struct daemon_opts o;
+    struct conf_errors errs = { 0 };
+    struct server srv;
+    struct event *sigs[4];
+    static const int signums[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT };
+    char err[256], listening[512];
+
+    daemon_parse_args(argc, argv, "pop3d", DEFAULT_CONF, &o);
+    log_init("pop3d", LOG_DEST_STDERR, o.verbose);
+    memset(&srv, 0, sizeof(srv));
+    TAILQ_INIT(&srv.sessions);
+    srv.conf_path = o.conf_path;
+    srv.conf = load_checked(o.conf_path, &srv.tls, &errs);
+    if (srv.conf == NULL) {
+        conf_errors_print(&errs);
+        return 1;
+    }
+    if (o.test_only) {
+        printf("%s: configuration OK\n", o.conf_path);
+        return 0;
+    }
+    srv.pc = &srv.conf->pop3d;
+    if (o.detach) {
+        daemon_detach();
+        log_set_dest(LOG_DEST_SYSLOG);
+    } else {
+        log_set_dest(log_dest_of(srv.pc));
+    }
+    signal(SIGPIPE, SIG_IGN);
+    daemon_raise_nofile();
+    if (gethostname(srv.hostname, sizeof(srv.hostname) - 1) < 0)
+        strcpy(srv.hostname, "localhost");
+    maildir_set_hostname(srv.hostname);
+    srv.base = event_base_new();
+    if (srv.base == NULL || open_listeners(&srv) < 0)
+        return 1;
+    if (daemon_drop_privileges(srv.pc->d.user, err, sizeof(err)) < 0) {
+        log_err("event=startup_failed error=%s", log_esc(err));
+        return 1;
+    }
+    start_services(&srv);
+    for (size_t i = 0; i < AB_ARRAY_LEN(signums); i++) {
+        sigs[i] = evsignal_new(srv.base, signums[i], on_signal, &srv);
+        evsignal_add(sigs[i], NULL);
+    }
+    warn_short_idle(srv.pc);
+    listen_text(&srv.pc->d, listening, sizeof(listening));
+    log_info("event=started listen=%s users=%s redis=%s", listening,
+             log_esc(srv.pc->d.users), srv.conf->redis.sentinels.n ?
+             "sentinel" : srv.conf->redis.address.text);
+    event_base_dispatch(srv.base);
+
+    log_info("event=stopped");
+    for (size_t i = 0; i < AB_ARRAY_LEN(signums); i++)
+        event_free(sigs[i]);
+    if (srv.stop_timer)
+        event_free(srv.stop_timer);
+    listeners_free(srv.listeners);
+    workers_free(srv.workers);
+    auth_free(srv.auth);
+    grant_store_free(srv.grants);
+    rconn_free(srv.redis);
+    conncap_free(srv.cap);
+    if (srv.tls)
+        SSL_CTX_free(srv.tls);
+    conf_free(srv.conf);
+    event_base_free(srv.base);
+    return 0;
+}

@@ -1,0 +1,54 @@
+/*
+ * What every pop3d session shares: the configuration in force, the Redis
+ * grant store, the password checker, TLS, listeners and caps.
+ */
+#ifndef POP3D_SERVER_H
+#define POP3D_SERVER_H
+
+#include <stdbool.h>
+#include <sys/queue.h>
+#include <event2/util.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+
+struct ab_conf;
+struct pop3d_conf;
+struct rconn;
+struct grant_store;
+struct workers;
+struct auth;
+struct listeners;
+struct conncap;
+struct session;
+
+struct server {
+    struct event_base *base;
+    struct ab_conf *conf;          /* replaced on SIGHUP */
+    const struct pop3d_conf *pc;   /* &conf->pop3d */
+    const char *conf_path;
+    struct rconn *redis;
+    struct grant_store *grants;
+    struct workers *workers;
+    struct auth *auth;
+    SSL_CTX *tls;                  /* NULL without tls_cert */
+    struct listeners *listeners;
+    struct conncap *cap;
+    char hostname[256];
+    bool stopping;
+    TAILQ_HEAD(, session) sessions;
+    unsigned nsessions;
+    struct event *stop_timer;
+};
+
+/* Listener kinds. */
+enum { LISTEN_PLAIN = 0, LISTEN_TLS = 1 };
+
+/* Accept callback for the listeners (session.c). */
+void session_accept(evutil_socket_t fd, struct sockaddr *sa, socklen_t len,
+                    int kind, void *arg);
+
+/* Graceful stop: sessions in TRANSACTION are closed without UPDATE
+ * (nothing is deleted), others at once. */
+void session_shutdown_all(struct server *srv);
+
+#endif
