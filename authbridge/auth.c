@@ -46,17 +46,20 @@ struct auth_job {
     struct auth_user u;
 };
 
-struct auth *auth_new(struct event_base *base, struct workers *w,
-                      unsigned cache_ttl)
+struct auth *auth_new(struct event_base *base, unsigned cache_ttl)
 {
     struct auth *a = ab_calloc(1, sizeof(*a));
 
     a->base = base;
-    a->workers = w;
     a->cache_ttl = cache_ttl;
     a->cache = hmap_new();
     ab_random(a->cache_key, sizeof(a->cache_key));
     return a;
+}
+
+void auth_set_workers(struct auth *a, struct workers *w)
+{
+    a->workers = w;
 }
 
 static void cache_clear(struct auth *a)

@@ -40,8 +40,11 @@ typedef void auth_then_fn(const struct auth_user *u, void *then_arg);
 typedef void auth_done_cb(enum auth_result r, const struct auth_user *u,
                           void *arg);
 
-struct auth *auth_new(struct event_base *base, struct workers *w,
-                      unsigned cache_ttl);
+struct auth *auth_new(struct event_base *base, unsigned cache_ttl);
+/* The pool checks run on; set before the first check. (Separate, so a
+ * daemon can read the user file as root and start threads after it
+ * dropped privileges.) */
+void auth_set_workers(struct auth *a, struct workers *w);
 void auth_free(struct auth *a);
 
 /* Load or reload the user file; on error the old one stays. */

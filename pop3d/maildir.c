@@ -170,9 +170,15 @@ static int ensure_dirs(const char *maildir, char *err, size_t errlen)
     static const char *const sub[] = { "", "/cur", "/new", "/tmp" };
     char path[4096];
 
+    struct stat st;
+
+    /* Create only what is missing: mkdir() would mask the real error
+     * (EACCES on a parent) behind EEXIST. */
     for (size_t i = 0; i < AB_ARRAY_LEN(sub); i++) {
         snprintf(path, sizeof(path), "%s%s", maildir, sub[i]);
-        if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+            continue;
+        if (mkdir(path, 0700) < 0) {
             snprintf(err, errlen, "mkdir %s: %s", path, strerror(errno));
             return -1;
         }

@@ -183,10 +183,22 @@ fail:
     return -1;
 }
 
+/* Before dropping privileges: the user file may be readable by root only. */
+static int load_users(struct server *srv)
+{
+    struct conf_errors errs = { 0 };
+
+    srv->auth = auth_new(srv->base, srv->pc->d.auth_cache_ttl);
+    if (auth_load(srv->auth, srv->pc->d.users, &errs) == 0)
+        return 0;
+    conf_errors_log(&errs);
+    conf_errors_free(&errs);
+    return -1;
+}
+
 static void start_services(struct server *srv)
 {
     const struct ab_conf *c = srv->conf;
-    struct conf_errors errs = { 0 };
     struct grant_settings gs = {
         .prefix = c->redis.prefix, .node = c->pop3d.d.node, .ttl = c->grant.ttl,
         .ipv6_prefix = c->grant.ipv6_prefix, .log_maxlen = c->redis.log_maxlen,
@@ -196,9 +208,7 @@ static void start_services(struct server *srv)
     srv->redis = rconn_new(srv->base, &c->redis);
     srv->grants = grant_store_new(srv->redis, &gs);
     srv->workers = workers_new(srv->base, c->pop3d.d.worker_threads);
-    srv->auth = auth_new(srv->base, srv->workers, c->pop3d.d.auth_cache_ttl);
-    if (auth_load(srv->auth, c->pop3d.d.users, &errs) < 0)
-        fatalx("user file went bad during start-up");
+    auth_set_workers(srv->auth, srv->workers);
     srv->cap = conncap_new(c->pop3d.d.max_connections,
                            c->pop3d.d.max_connections_per_addr);
 }
@@ -252,7 +262,7 @@ int main(int argc, char **argv)
         strcpy(srv.hostname, "localhost");
     maildir_set_hostname(srv.hostname);
     srv.base = event_base_new();
-    if (srv.base == NULL || open_listeners(&srv) < 0)
+    if (srv.base == NULL || open_listeners(&srv) < 0 || load_users(&srv) < 0)
         return 1;
     if (daemon_drop_privileges(srv.pc->d.user, err, sizeof(err)) < 0) {
         log_err("event=startup_failed error=%s", log_esc(err));
