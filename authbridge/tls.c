@@ -1,6 +1,7 @@
 #include "tls.h"
 
 #include <openssl/err.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 
 const char *tls_error_text(unsigned long e, char *buf, size_t len)
@@ -35,8 +36,12 @@ SSL_CTX *tls_server_ctx(const char *cert, const char *key, char *err,
         goto fail;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
-        snprintf(err, errlen, "%s: %s", key,
-                 tls_error_text(ERR_get_error(), why, sizeof(why)));
+        unsigned long e = ERR_peek_last_error();
+        if (ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH)
+            snprintf(err, errlen, "%s does not match %s", key, cert);
+        else
+            snprintf(err, errlen, "%s: %s", key,
+                     tls_error_text(ERR_get_error(), why, sizeof(why)));
         goto fail;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {

@@ -165,13 +165,24 @@ void maildir_touch_lock(struct mailbox *mb)
 
 /* ---- scanning ------------------------------------------------------------------ */
 
+/* The home folder (one level, as Dovecot does for a new user), then the
+ * Maildir and its three folders. */
 static int ensure_dirs(const char *maildir, char *err, size_t errlen)
 {
     static const char *const sub[] = { "", "/cur", "/new", "/tmp" };
-    char path[4096];
+    char path[4096], *slash;
 
     struct stat st;
 
+    snprintf(path, sizeof(path), "%s", maildir);
+    slash = strrchr(path, '/');
+    if (slash != NULL && slash != path) {
+        *slash = '\0';
+        if (stat(path, &st) < 0 && errno == ENOENT && mkdir(path, 0700) < 0) {
+            snprintf(err, errlen, "mkdir %s: %s", path, strerror(errno));
+            return -1;
+        }
+    }
     /* Create only what is missing: mkdir() would mask the real error
      * (EACCES on a parent) behind EEXIST. */
     for (size_t i = 0; i < AB_ARRAY_LEN(sub); i++) {
