@@ -87,10 +87,12 @@ int auth_load(struct auth *a, const char *path, struct conf_errors *errs)
     if (a->db != NULL)
         log_info("event=users_reloaded file=%s users=%zu", log_esc(path),
                  userdb_count(db));
+    char *copy = ab_strdup(path);     /* path may be a->path itself */
+
     userdb_unref(a->db);
     a->db = db;
     free(a->path);
-    a->path = ab_strdup(path);
+    a->path = copy;
     a->last_check_ms = ab_now_ms();
     cache_clear(a);
     return 0;

@@ -281,7 +281,8 @@ static int scan_cur(struct mailbox *mb, char *err, size_t errlen)
         add_message(mb, cur, de->d_name, &cap);
     }
     closedir(d);
-    qsort(mb->msgs, mb->count, sizeof(*mb->msgs), message_cmp);
+    if (mb->count > 1)
+        qsort(mb->msgs, mb->count, sizeof(*mb->msgs), message_cmp);
     if (mb->count > POP3_MAX_MESSAGES) {
         for (size_t i = POP3_MAX_MESSAGES; i < mb->count; i++) {
             mb->total -= mb->msgs[i].size;

@@ -243,10 +243,14 @@ int main(int argc, char **argv)
     srv.conf = load_checked(o.conf_path, &srv.tls, &errs);
     if (srv.conf == NULL) {
         conf_errors_print(&errs);
+        conf_errors_free(&errs);
         return 1;
     }
     if (o.test_only) {
         printf("%s: configuration OK\n", o.conf_path);
+        if (srv.tls)
+            SSL_CTX_free(srv.tls);
+        conf_free(srv.conf);
         return 0;
     }
     srv.pc = &srv.conf->pop3d;
