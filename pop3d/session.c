@@ -1,5 +1,5 @@
 /*
- * pop3d sessions: life cycle, the command loop, AUTHORIZATION state.
+ * pop3d sessions: life cycle, the command loop, mailbox release.
  *
  * Every command is one line; replies go out in order. A command that
  * waits (password check on the worker pool, the grant in Redis, UPDATE,
@@ -30,22 +30,6 @@
 #include <time.h>
 #include <unistd.h>
 
-struct cmd_def {
-    const char *keyword;
-    void (*fn)(struct session *s, struct pop3_cmd *c);
-    int max_args;                  /* -1: the raw rest of the line */
-};
-
-/* An in-flight login: what the worker needs, and what it found. */
-struct login {
-    struct session *s;
-    char *lock_name;
-    const char *method;
-    enum mbox_status st;
-    struct mailbox *mb;
-    char err[256];
-};
-
 /* A job that releases (and at QUIT first updates) a mailbox. */
 struct mbox_job {
     struct work w;
@@ -58,7 +42,6 @@ struct mbox_job {
 };
 
 static void session_process(struct session *s);
-static void session_maybe_free(struct session *s);
 
 static const char *state_name(enum pop3_state st)
 {
@@ -70,7 +53,7 @@ static const char *state_name(enum pop3_state st)
     return "?";
 }
 
-static void enter_state(struct session *s, enum pop3_state st)
+void session_enter_state(struct session *s, enum pop3_state st)
 {
     log_debug("event=state sid=%s from=%s to=%s", s->sid, state_name(s->state),
               state_name(st));
@@ -128,420 +111,7 @@ void session_set_busy(struct session *s, bool busy)
     }
 }
 
-static bool plaintext_allowed(const struct session *s)
-{
-    switch ((enum plaintext_auth)s->srv->pc->plaintext_auth) {
-    case PLAINTEXT_ALWAYS:
-        return true;
-    case PLAINTEXT_NEVER:
-        return false;
-    case PLAINTEXT_TLS_OR_TRUSTED:
-        break;
-    }
-    return conn_is_tls(s->conn) ||
-           cidr_list_match(&s->srv->pc->d.trusted_networks, &s->peer);
-}
-
-static void refuse_plaintext(struct session *s)
-{
-    if (s->srv->pc->plaintext_auth == PLAINTEXT_NEVER)
-        session_reply(s, "-ERR [AUTH] Plaintext passwords are disabled on this "
-                      "server; use APOP.");
-    else
-        session_reply(s, "-ERR [AUTH] Plaintext passwords need TLS here: use "
-                      "STLS%s.", s->srv->tls ? " or POP3S (port 995)" : "");
-}
-
-static bool valid_user_name(const char *u)
-{
-    size_t n = strlen(u);
-
-    if (n == 0 || n > POP3_USER_MAX)
-        return false;
-    for (; *u; u++)
-        if ((unsigned char)*u <= ' ' || *u == 0x7f || *u == ':')
-            return false;
-    return true;
-}
-
-/* ---- login ---------------------------------------------------------------- */
-
-static void login_enter(struct session *s, const char *user, const char *method,
-                        struct mailbox *mb);
-
-/* Worker thread: the password was right; open the mailbox. */
-static void login_then(const struct auth_user *u, void *arg)
-{
-    struct login *l = arg;
-    char maildir[4096];
-
-    if (u->home[0] == '\0') {
-        l->st = MBOX_ERROR;
-        snprintf(l->err, sizeof(l->err), "user has no home folder in the "
-                 "user file");
-        return;
-    }
-    snprintf(maildir, sizeof(maildir), "%s/Maildir", u->home);
-    l->st = maildir_open(maildir, l->lock_name, &l->mb, l->err, sizeof(l->err));
-}
-
-static void release_mailbox(struct session *s, struct mailbox *mb);
-
-static void auth_fail_reply(evutil_socket_t fd, short what, void *arg)
-{
-    struct session *s = arg;
-
-    (void)fd;
-    (void)what;
-    s->pending--;
-    if (s->dead) {
-        session_maybe_free(s);
-        return;
-    }
-    if (s->auth_fails >= POP3_AUTH_FAILS_MAX) {
-        session_reply(s, "-ERR [AUTH] Authentication failed; too many "
-                      "failures, closing connection.");
-        session_close(s, "auth failures");
-        return;
-    }
-    session_reply(s, "-ERR [AUTH] Authentication failed.");
-    session_set_busy(s, false);
-}
-
-static void login_failed(struct session *s, const char *user, const char *method)
-{
-    unsigned ms = s->srv->pc->auth_fail_delay_ms;
-    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-
-    s->auth_fails++;
-    log_info("event=auth_failed sid=%s user=%s rip=%s method=%s fails=%u",
-             s->sid, log_esc(user), s->peer_text, method, s->auth_fails);
-    /* The delay costs a guesser time, not us: a timer, not a sleep. */
-    if (s->timer == NULL)
-        s->timer = evtimer_new(s->srv->base, auth_fail_reply, s);
-    s->pending++;
-    evtimer_add(s->timer, &tv);
-}
-
-static void login_done(enum auth_result r, const struct auth_user *u, void *arg)
-{
-    struct login *l = arg;
-    struct session *s = l->s;
-
-    s->pending--;
-    if (s->dead) {
-        if (l->mb)
-            release_mailbox(s, l->mb);
-        session_maybe_free(s);
-    } else if (r == AUTH_TEMPFAIL) {
-        session_reply(s, "-ERR [SYS/TEMP] Cannot check passwords right now; "
-                      "try again later.");
-        session_set_busy(s, false);
-    } else if (r != AUTH_OK) {
-        login_failed(s, s->user_arg ? s->user_arg : "", l->method);
-    } else if (l->st == MBOX_IN_USE) {
-        log_info("event=mailbox_in_use sid=%s user=%s rip=%s", s->sid,
-                 log_esc(u->name), s->peer_text);
-        session_reply(s, "-ERR [IN-USE] Mailbox is locked by another POP3 "
-                      "session; try again later.");
-        session_set_busy(s, false);
-    } else if (l->st == MBOX_ERROR) {
-        log_err("event=mailbox_error sid=%s user=%s rip=%s error=%s", s->sid,
-                log_esc(u->name), s->peer_text, log_esc(l->err));
-        session_reply(s, "-ERR [SYS/TEMP] Cannot open your mailbox; try again "
-                      "later.");
-        session_set_busy(s, false);
-    } else {
-        login_enter(s, u->name, l->method, l->mb);
-    }
-    free(l->lock_name);
-    free(l);
-}
-
-/* Everything a login needs; the caller then asks auth_check_*(). */
-static struct login *login_new(struct session *s, const char *method)
-{
-    struct login *l = ab_calloc(1, sizeof(*l));
-
-    l->s = s;
-    l->method = method;
-    l->lock_name = ab_strdup(s->srv->pc->lock_name);
-    s->pending++;
-    session_set_busy(s, true);
-    return l;
-}
-
-static void lock_refresh(evutil_socket_t fd, short what, void *arg)
-{
-    struct session *s = arg;
-
-    (void)fd;
-    (void)what;
-    if (s->mb != NULL)
-        maildir_touch_lock(s->mb);
-}
-
-static void grant_done(enum grant_status st, void *arg)
-{
-    struct session *s = arg;
-    struct grant_info g = { s->peer, s->user, s->method, false };
-    char tls[96];
-
-    s->pending--;
-    s->grant_ok = st == GRANT_OK;
-    if (!s->grant_ok) {
-        /* Mail access does not depend on Redis: log in anyway, and keep
-         * trying to record the grant in the background. */
-        g.tls = s->conn != NULL && conn_is_tls(s->conn);
-        grant_store_retry_later(s->srv->grants, &g);
-    }
-    if (s->dead) {
-        session_maybe_free(s);
-        return;
-    }
-    log_info("event=login sid=%s user=%s rip=%s method=%s tls=%s grant=%s "
-             "msgs=%zu octets=%llu", s->sid, log_esc(s->user), s->peer_text,
-             s->method, conn_tls_desc(s->conn, tls, sizeof(tls)),
-             s->grant_ok ? "ok" : "failed", s->mb->count,
-             (unsigned long long)s->mb->total);
-    session_reply(s, "+OK Logged in, %zu message%s (%llu octets).",
-                  s->mb->count, s->mb->count == 1 ? "" : "s",
-                  (unsigned long long)s->mb->total);
-    session_set_busy(s, false);
-}
-
-/*
- * The password was right and the mailbox is ours: write the grant, and
- * answer +OK only once Redis has it (or has failed to take it), so a
- * client that sends mail right after checking it is never refused.
- */
-static void login_enter(struct session *s, const char *user, const char *method,
-                        struct mailbox *mb)
-{
-    unsigned idle = s->srv->pc->idle_timeout;
-    struct timeval every = { POP3_LOCK_REFRESH, 0 };
-    struct grant_info g;
-
-    free(s->user_arg);
-    s->user_arg = NULL;
-    s->user = ab_strdup(user);
-    s->method = method;
-    s->mb = mb;
-    s->bad_cmds = 0;
-    enter_state(s, POP3_TRANSACTION);
-    conn_set_timeouts(s->conn, idle, idle);
-    s->timer_lock = event_new(s->srv->base, -1, EV_PERSIST, lock_refresh, s);
-    evtimer_add(s->timer_lock, &every);
-    g = (struct grant_info){ s->peer, s->user, method, conn_is_tls(s->conn) };
-    s->pending++;
-    grant_store_put(s->srv->grants, &g, grant_done, s);
-}
-
-/* ---- AUTHORIZATION commands ------------------------------------------------ */
-
-static void cmd_capa(struct session *s, struct pop3_cmd *c)
-{
-    bool auth = s->state == POP3_AUTHORIZATION;
-
-    (void)c;
-    session_reply(s, "+OK Capability list follows");
-    session_reply(s, "TOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n"
-                  "PIPELINING\r\nEXPIRE NEVER");
-    if (auth && plaintext_allowed(s))
-        session_reply(s, "USER\r\nSASL PLAIN");
-    if (auth && s->srv->tls != NULL && !conn_is_tls(s->conn))
-        session_reply(s, "STLS");
-    session_reply(s, "IMPLEMENTATION authbridge-pop3d\r\n.");
-}
-
-static void cmd_user(struct session *s, struct pop3_cmd *c)
-{
-    if (c->argc != 1 || !valid_user_name(c->argv[0])) {
-        session_bad_command(s, "-ERR Usage: USER name");
-        return;
-    }
-    if (!plaintext_allowed(s)) {
-        refuse_plaintext(s);
-        return;
-    }
-    free(s->user_arg);
-    s->user_arg = ab_strdup(c->argv[0]);
-    session_reply(s, "+OK");
-}
-
-static void cmd_pass(struct session *s, struct pop3_cmd *c)
-{
-    struct login *l;
-
-    if (!plaintext_allowed(s)) {
-        refuse_plaintext(s);
-        return;
-    }
-    if (s->user_arg == NULL) {
-        session_bad_command(s, "-ERR USER first.");
-        return;
-    }
-    l = login_new(s, "USER");
-    auth_check_pass(s->srv->auth, s->user_arg, c->rest, strlen(c->rest),
-                    login_then, l, login_done, l);
-}
-
-static void cmd_apop(struct session *s, struct pop3_cmd *c)
-{
-    struct login *l;
-
-    if (c->argc != 2 || !valid_user_name(c->argv[0]) ||
-        strlen(c->argv[1]) != 32) {
-        session_bad_command(s, "-ERR Usage: APOP name digest");
-        return;
-    }
-    free(s->user_arg);
-    s->user_arg = ab_strdup(c->argv[0]);
-    l = login_new(s, "APOP");
-    auth_check_apop(s->srv->auth, c->argv[0], s->stamp, c->argv[1],
-                    login_then, l, login_done, l);
-}
-
-/* RFC 4616: [authzid] NUL authcid NUL passwd; we log in as authcid only. */
-static void sasl_plain(struct session *s, const char *b64)
-{
-    unsigned char buf[POP3_SASL_LINE_MAX];
-    const char *authzid, *authcid, *pass, *end;
-    long n = strcmp(b64, "=") == 0 ? 0 :
-             pop3_base64_decode(b64, buf, sizeof(buf) - 1);
-    struct login *l;
-
-    if (n < 0) {
-        session_bad_command(s, "-ERR [AUTH] Invalid base64 data.");
-        return;
-    }
-    buf[n] = '\0';
-    end = (const char *)buf + n;
-    authzid = (const char *)buf;
-    authcid = memchr(authzid, '\0', (size_t)n);
-    pass = authcid ? memchr(authcid + 1, '\0', (size_t)(end - authcid - 1)) : NULL;
-    if (pass == NULL || memchr(pass + 1, '\0', (size_t)(end - pass - 1)) != NULL ||
-        !valid_user_name(++authcid) ||
-        (authzid[0] != '\0' && strcmp(authzid, authcid) != 0)) {
-        explicit_bzero(buf, sizeof(buf));
-        session_bad_command(s, "-ERR [AUTH] Malformed PLAIN response.");
-        return;
-    }
-    pass++;
-    free(s->user_arg);
-    s->user_arg = ab_strdup(authcid);
-    l = login_new(s, "SASL-PLAIN");
-    auth_check_pass(s->srv->auth, authcid, pass, (size_t)(end - pass),
-                    login_then, l, login_done, l);
-    explicit_bzero(buf, sizeof(buf));
-}
-
-static void sasl_response(struct session *s, const char *line)
-{
-    s->sasl = SASL_NONE;
-    if (strcmp(line, "*") == 0) {
-        session_reply(s, "-ERR [AUTH] Authentication cancelled.");
-        return;
-    }
-    sasl_plain(s, line);
-}
-
-static void cmd_auth(struct session *s, struct pop3_cmd *c)
-{
-    bool plain_ok = plaintext_allowed(s);
-
-    if (c->argc == 0) {            /* RFC 1734 style: list mechanisms */
-        session_reply(s, "+OK%s\r\n.", plain_ok ? "\r\nPLAIN" : "");
-        return;
-    }
-    if (c->argc > 2 || !ab_strcaseeq(c->argv[0], "PLAIN")) {
-        session_bad_command(s, "-ERR [AUTH] Unsupported SASL mechanism.");
-        return;
-    }
-    if (!plain_ok) {
-        refuse_plaintext(s);
-        return;
-    }
-    if (c->argc == 2) {
-        sasl_plain(s, c->argv[1]);
-        return;
-    }
-    s->sasl = SASL_PLAIN_RESPONSE;
-    session_reply(s, "+ ");
-}
-
-static void cmd_stls(struct session *s, struct pop3_cmd *c)
-{
-    (void)c;
-    if (s->srv->tls == NULL) {
-        session_bad_command(s, "-ERR STLS is not available here.");
-        return;
-    }
-    if (conn_is_tls(s->conn)) {
-        session_bad_command(s, "-ERR TLS is already active.");
-        return;
-    }
-    /* Nothing learned before TLS carries over (RFC 2595 section 4). */
-    free(s->user_arg);
-    s->user_arg = NULL;
-    session_reply(s, "+OK Begin TLS negotiation now.");
-    conn_starttls(s->conn, s->srv->tls);
-}
-
-static void cmd_quit_auth(struct session *s, struct pop3_cmd *c)
-{
-    (void)c;
-    session_reply(s, "+OK Bye.");
-    session_close(s, "quit");
-}
-
-static const struct cmd_def auth_cmds[] = {
-    { "CAPA", cmd_capa, 0 },
-    { "USER", cmd_user, 1 },
-    { "PASS", cmd_pass, -1 },
-    { "APOP", cmd_apop, 2 },
-    { "AUTH", cmd_auth, 2 },
-    { "STLS", cmd_stls, 0 },
-    { "QUIT", cmd_quit_auth, 0 },
-};
-
-/* CAPA is the same in both states. */
-static const struct cmd_def capa_cmd = { "CAPA", cmd_capa, 0 };
-
 /* ---- the command loop -------------------------------------------------------- */
-
-static const struct cmd_def *find_cmd(const struct cmd_def *t, size_t n,
-                                      const char *kw)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(t[i].keyword, kw) == 0)
-            return &t[i];
-    return NULL;
-}
-
-static void dispatch_auth(struct session *s, struct pop3_cmd *c)
-{
-    const struct cmd_def *d = find_cmd(auth_cmds, AB_ARRAY_LEN(auth_cmds),
-                                       c->keyword);
-    bool known = false;
-
-    if (d == NULL) {
-        /* A TRANSACTION command before login is a client error. */
-        static const char *const trans_only[] = {
-            "STAT", "LIST", "RETR", "DELE", "NOOP", "RSET", "TOP", "UIDL"
-        };
-        for (size_t i = 0; i < AB_ARRAY_LEN(trans_only); i++)
-            known |= strcmp(trans_only[i], c->keyword) == 0;
-        session_bad_command(s, known ? "-ERR [AUTH] Log in first."
-                                     : "-ERR Unknown command.");
-        return;
-    }
-    if (d->max_args >= 0 && pop3_split_args(c, d->max_args) < 0) {
-        session_bad_command(s, "-ERR Syntax error in arguments.");
-        return;
-    }
-    d->fn(s, c);
-}
 
 static void dispatch(struct session *s, char *line)
 {
@@ -553,11 +123,11 @@ static void dispatch(struct session *s, char *line)
         return;
     }
     if (s->state == POP3_AUTHORIZATION) {
-        dispatch_auth(s, &c);
+        login_dispatch(s, &c);
         return;
     }
     if (strcmp(c.keyword, "CAPA") == 0) {
-        capa_cmd.fn(s, &c);
+        login_capa(s);
         return;
     }
     if (!trans_dispatch(s, &c, &known))
@@ -598,7 +168,7 @@ static void session_process(struct session *s)
         if (r == LINE_BAD)
             session_bad_command(s, "-ERR NUL or bare CR in command.");
         else if (s->sasl)
-            sasl_response(s, line);
+            login_sasl_response(s, line);
         else
             dispatch(s, line);
         explicit_bzero(line, len); /* it may have held a password */
@@ -664,10 +234,10 @@ static void on_end(struct conn *c, enum conn_end why, void *arg)
                   s->peer_text, end_reason(why));
     /* Without QUIT nothing is deleted (RFC 1939 section 6). */
     if (s->mb != NULL) {
-        release_mailbox(s, s->mb);
+        session_release_mailbox(s, s->mb);
         s->mb = NULL;
     }
-    session_maybe_free(s);
+    session_unref_dead(s);
 }
 
 static const struct conn_ops session_ops = { on_input, on_drain, on_end };
@@ -692,7 +262,7 @@ static void mbox_job_done(struct work *w)
         s->pending--;
         if (j->update)
             trans_update_done(s, j->rc, j->removed, j->err);
-        session_maybe_free(s);
+        session_unref_dead(s);
     }
     free(j);
 }
@@ -710,7 +280,7 @@ static void submit_mbox_job(struct session *s, struct mailbox *mb, bool update)
     workers_submit(s->srv->workers, &j->w);
 }
 
-static void release_mailbox(struct session *s, struct mailbox *mb)
+void session_release_mailbox(struct session *s, struct mailbox *mb)
 {
     submit_mbox_job(s, mb, false);
 }
@@ -720,7 +290,7 @@ void session_quit_update(struct session *s)
     struct mailbox *mb = s->mb;
 
     s->mb = NULL;                  /* the job owns it now */
-    enter_state(s, POP3_UPDATE);
+    session_enter_state(s, POP3_UPDATE);
     session_set_busy(s, true);
     submit_mbox_job(s, mb, true);
 }
@@ -740,7 +310,7 @@ static void session_free(struct session *s)
     free(s);
 }
 
-static void session_maybe_free(struct session *s)
+void session_unref_dead(struct session *s)
 {
     if (s->dead && s->pending == 0)
         session_free(s);

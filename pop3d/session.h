@@ -70,12 +70,22 @@ void trans_stream_more(struct session *s);
 void trans_update_done(struct session *s, int rc, unsigned removed,
                        const char *err);
 
-/* session.c, for trans.c */
+/* login.c */
+void login_dispatch(struct session *s, struct pop3_cmd *c);
+void login_sasl_response(struct session *s, const char *line);
+void login_capa(struct session *s);
+
+/* session.c, for login.c and trans.c */
+/* The one place the state changes (and is logged, at debug level). */
+void session_enter_state(struct session *s, enum pop3_state st);
 void session_reply(struct session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void session_bad_command(struct session *s, const char *reply);
 void session_set_busy(struct session *s, bool busy);
 void session_close(struct session *s, const char *why);
 void session_quit_update(struct session *s);
+void session_release_mailbox(struct session *s, struct mailbox *mb);
+/* After a callback: free the session if it is dead and nothing pends. */
+void session_unref_dead(struct session *s);
 
 #endif
