@@ -11,6 +11,7 @@
 #include "authbridge/redis.h"
 #include "authbridge/util.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -44,14 +45,22 @@ static struct grant_settings settings;
 static _Noreturn void die(int code, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* One line on stderr: what the user typed may hold control characters. */
 static void die(int code, const char *fmt, ...)
 {
+    char msg[1024];
     va_list ap;
 
-    fputs("authbridge: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    fputs("authbridge: ", stderr);
+    for (const unsigned char *p = (const unsigned char *)msg; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            fprintf(stderr, "\\x%02x", *p);
+        else
+            fputc(*p, stderr);
+    }
     fputc('\n', stderr);
     exit(code);
 }
@@ -72,6 +81,28 @@ static void usage(FILE *f)
 
 /* ---- Redis helpers --------------------------------------------------------- */
 
+/* Where the commands go, for error messages. */
+static const char *redis_where(void)
+{
+    static char where[160];
+
+    if (conf->redis.sentinels.n > 0)
+        snprintf(where, sizeof(where), "master '%s'", conf->redis.master_name);
+    else
+        snprintf(where, sizeof(where), "%s", conf->redis.address.text);
+    return where;
+}
+
+/* The connection failed or timed out (the socket has redis.timeout_ms). */
+static _Noreturn void redis_failed(const redisContext *c)
+{
+    if (c->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK))
+        die(EX_REDIS, "Redis at %s: no reply within %u ms", redis_where(),
+            conf->redis.timeout_ms);
+    die(EX_REDIS, "Redis at %s: %s", redis_where(),
+        c->errstr[0] ? c->errstr : "no reply");
+}
+
 static redisContext *connect_or_die(void)
 {
     char err[256];
@@ -87,7 +118,7 @@ static redisReply *command_or_die(redisContext *c, int argc, const char **argv)
     redisReply *r = redisCommandArgv(c, argc, argv, NULL);
 
     if (r == NULL)
-        die(EX_REDIS, "Redis: %s", c->errstr[0] ? c->errstr : "no reply");
+        redis_failed(c);
     if (r->type == REDIS_REPLY_ERROR)
         die(EX_REDIS, "Redis: %s", r->str);
     return r;
@@ -98,7 +129,7 @@ static redisReply *reply_or_die(redisContext *c)
     void *r = NULL;
 
     if (redisGetReply(c, &r) != REDIS_OK || r == NULL)
-        die(EX_REDIS, "Redis: %s", c->errstr[0] ? c->errstr : "no reply");
+        redis_failed(c);
     if (((redisReply *)r)->type == REDIS_REPLY_ERROR)
         die(EX_REDIS, "Redis: %s", ((redisReply *)r)->str);
     return r;
@@ -325,7 +356,8 @@ static int cmd_list(int argc, char **argv)
     }
     c = connect_or_die();
     scan_grants(c, &rows);
-    qsort(rows.v, rows.n, sizeof(*rows.v), row_cmp);
+    if (rows.n > 1)               /* rows.v is NULL when there are none */
+        qsort(rows.v, rows.n, sizeof(*rows.v), row_cmp);
     if (json)
         print_json(&rows);
     else
@@ -461,7 +493,7 @@ static int cmd_revoke(int argc, char **argv)
             n += revoke_key(c, key);
         }
         rows_free(&rows);
-    } else if (argc == 2) {
+    } else if (argc == 2 && argv[1][0] != '-') {
         key_for_arg(argv[1], key, sizeof(key));
         c = connect_or_die();
         n = revoke_key(c, key);

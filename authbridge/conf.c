@@ -154,8 +154,9 @@ struct parse_state {
     FILE *fp;
     int lineno;
     bool continuation;            /* current line continues the last key */
+    bool have_key;                /* a key line came since the last section */
     bool section_known;
-    bool seen[AB_ARRAY_LEN(keys)];
+    int seen[AB_ARRAY_LEN(keys)]; /* line that set the key, 0 = not yet */
     bool defaults;                /* applying defaults, no file:line */
 };
 
@@ -273,7 +274,9 @@ int endpoint_parse(const char *text, bool allow_names, struct endpoint *out,
 {
     char host[256];
     struct addrinfo hints, *res = NULL;
+    struct ab_addr addr;
     unsigned port;
+    bool dotted;
     int rc;
 
     memset(out, 0, sizeof(*out));
@@ -286,6 +289,16 @@ int endpoint_parse(const char *text, bool allow_names, struct endpoint *out,
     if (split_host_port(text, host, sizeof(host), &port) < 0) {
         snprintf(err, errlen, "'%s' is not host:port, [ipv6]:port or "
                  "unix:/path", text);
+        return -1;
+    }
+    /* getaddrinfo() also takes inet_aton()'s forms: "127.1", hex, and
+     * octal "010.0.0.1" (= 8.0.0.1). An IPv4 host must be a plain dotted
+     * quad, so the file means what it appears to say. */
+    dotted = host[strspn(host, "0123456789.")] == '\0';
+    if (strchr(host, ':') == NULL && (dotted || !allow_names) &&
+        addr_parse(host, &addr) < 0) {
+        snprintf(err, errlen, "'%s': %s", host, dotted ?
+                 "not a dotted-quad IPv4 address" : "not a numeric address");
         return -1;
     }
     memset(&hints, 0, sizeof(hints));
@@ -569,7 +582,7 @@ static int key_apply(struct parse_state *ps, size_t i, const char *value)
         perr(ps, "%s: given twice in [%s]", k->name, k->section);
         return -1;
     }
-    ps->seen[i] = !ps->defaults;
+    ps->seen[i] = ps->defaults ? 0 : ps->lineno;
     if (is_list(k)) {
         list_clear(k, field);     /* the file replaces the default list */
         return set_list(ps, k, field, value);
@@ -649,9 +662,15 @@ static const char *check_line(struct parse_state *ps, char *line)
      * continuation of the previous key, a classic surprise). */
     if ((line[0] == ' ' || line[0] == '\t') && strchr(s, '=') == NULL &&
         s[0] != '[') {
+        /* inih would read it as a key line without '=' and drop it. */
+        if (!ps->have_key) {
+            perr(ps, "indented line '%s' continues no key", s);
+            return "";
+        }
         ps->continuation = true;
         return line;
     }
+    ps->have_key = false;
     if (*s == '[') {
         size_t len = strlen(s);
         if (len < 3 || s[len - 1] != ']') {
@@ -668,6 +687,7 @@ static const char *check_line(struct parse_state *ps, char *line)
         perr(ps, "expected 'key = value' (lower-case key), got '%s'", s);
         return "";
     }
+    ps->have_key = true;
     return s;
 }
 
@@ -730,9 +750,21 @@ static void default_node(char **node)
     *node = ab_strdup(host);
 }
 
+/* The line that set a key, for errors found after the whole file is read. */
+static int key_line(const struct parse_state *ps, const char *section,
+                    const char *name)
+{
+    for (size_t i = 0; i < AB_ARRAY_LEN(keys); i++)
+        if (strcmp(keys[i].section, section) == 0 &&
+            strcmp(keys[i].name, name) == 0)
+            return ps->seen[i];
+    fatalx("key_line: no key [%s] %s", section, name);
+}
+
 static void check_cross(struct parse_state *ps)
 {
     struct ab_conf *c = ps->conf;
+    const struct throttle_conf *t = &c->throttle;
 
     default_node(&c->pop3d.d.node);
     default_node(&c->smtpgate.d.node);
@@ -740,12 +772,20 @@ static void check_cross(struct parse_state *ps)
         free(c->smtpgate.hostname);
         c->smtpgate.hostname = ab_strdup(c->smtpgate.d.node);
     }
-    if (strlen(c->redis.prefix) > 128)
-        conf_errors_add(ps->errs, "%s: [redis] prefix longer than 128 "
-                        "characters", c->path);
-    if (c->throttle.max_delay_ms < c->throttle.delay_ms)
-        conf_errors_add(ps->errs, "%s: [throttle] max_delay_ms is below "
-                        "delay_ms", c->path);
+    /* The defaults pass these checks: a failing one names a key of the file. */
+    if (strlen(c->redis.prefix) > 128) {
+        ps->lineno = key_line(ps, "redis", "prefix");
+        perr(ps, "prefix: longer than 128 characters");
+    }
+    if (t->max_delay_ms < t->delay_ms) {
+        ps->lineno = key_line(ps, "throttle", "max_delay_ms");
+        if (ps->lineno != 0)
+            perr(ps, "max_delay_ms: below delay_ms (%u)", t->delay_ms);
+        else {
+            ps->lineno = key_line(ps, "throttle", "delay_ms");
+            perr(ps, "delay_ms: above max_delay_ms (%u)", t->max_delay_ms);
+        }
+    }
 }
 
 static char *dir_of(const char *path)
@@ -830,6 +870,9 @@ void conf_require_smtpgate(const struct ab_conf *c, struct conf_errors *errs)
         (s->d.tls_cert[0] == '\0' || s->d.tls_key[0] == '\0'))
         conf_errors_add(errs, "%s: [smtpgate] listen_tls needs tls_cert and "
                         "tls_key", c->path);
+    if ((s->d.tls_cert[0] == '\0') != (s->d.tls_key[0] == '\0'))
+        conf_errors_add(errs, "%s: [smtpgate] tls_cert and tls_key go together",
+                        c->path);
 }
 
 void conf_free(struct ab_conf *c)

@@ -291,6 +291,30 @@ static void retry_on_up(void *arg)
         event_active(gs->retry_ev, 0, 0);
 }
 
+/*
+ * Make room: drop the oldest queued grant. One whose put is on the wire is
+ * only marked, like a superseded one: that put still points at it, and
+ * put_finish() frees it when it lands.
+ */
+static void retry_drop_oldest(struct grant_store *gs)
+{
+    struct retry *rt;
+
+    TAILQ_FOREACH(rt, &gs->retries, link)
+        if (!rt->superseded)
+            break;
+    if (rt == NULL)
+        return;
+    log_warn("event=grant_retry_dropped addr=%s reason=queue_full",
+             retry_addr(gs, rt));
+    if (rt->in_flight) {
+        rt->superseded = true;
+        hmap_del(gs->retry_by_key, rt->key);
+    } else {
+        retry_remove(gs, rt);
+    }
+}
+
 void grant_store_retry_later(struct grant_store *gs, const struct grant_info *g)
 {
     struct retry *rt = ab_calloc(1, sizeof(*rt)), *old;
@@ -311,12 +335,8 @@ void grant_store_retry_later(struct grant_store *gs, const struct grant_info *g)
         old->superseded = true;   /* let the flight land, then drop it */
         hmap_del(gs->retry_by_key, old->key);
     }
-    if (hmap_count(gs->retry_by_key) >= RETRY_MAX) {
-        struct retry *oldest = TAILQ_FIRST(&gs->retries);
-        log_warn("event=grant_retry_dropped addr=%s reason=queue_full",
-                 retry_addr(gs, oldest));
-        retry_remove(gs, oldest);
-    }
+    if (hmap_count(gs->retry_by_key) >= RETRY_MAX)
+        retry_drop_oldest(gs);
     TAILQ_INSERT_TAIL(&gs->retries, rt, link);
     hmap_put(gs->retry_by_key, rt->key, rt);
     retry_arm(gs);

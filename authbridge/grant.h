@@ -79,6 +79,8 @@ typedef void grant_get_cb(enum grant_status st, const char *user, long long ttl,
 
 struct grant_store *grant_store_new(struct rconn *rc,
                                     const struct grant_settings *s);
+/* Free after rconn_free(rc): freeing the connection completes the calls
+ * still pending (UNAVAILABLE), and those completions use the store. */
 void grant_store_free(struct grant_store *gs);
 
 void grant_store_put(struct grant_store *gs, const struct grant_info *g,

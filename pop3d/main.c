@@ -292,8 +292,8 @@ int main(int argc, char **argv)
     listeners_free(srv.listeners);
     workers_free(srv.workers);
     auth_free(srv.auth);
+    rconn_free(srv.redis);         /* completes pending grants first */
     grant_store_free(srv.grants);
-    rconn_free(srv.redis);
     conncap_free(srv.cap);
     if (srv.tls)
         SSL_CTX_free(srv.tls);

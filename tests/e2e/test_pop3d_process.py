@@ -122,18 +122,37 @@ def test_sigterm_closes_sessions_without_deleting(pop3d):
     assert "event=stopping" in log and "event=stopped" in log
 
 
+def daemons_using(config):
+    pids = []
+    for p in os.listdir("/proc"):
+        try:
+            if p.isdigit() and str(config).encode() in \
+                    open(f"/proc/{p}/cmdline", "rb").read():
+                pids.append(int(p))
+        except OSError:
+            pass
+    return pids
+
+
 def test_detach_runs_in_the_background(tmp_path, redis_server):
     d = Pop3d(tmp_path, redis_server)
-    out = subprocess.run([str(program("pop3d/pop3d")), "-c", str(d.config), "-d"],
-                         capture_output=True, timeout=10)
-    assert out.returncode == 0
-    wait_until(lambda: socket.create_connection(("127.0.0.1", d.port), 1),
-               5, what="the detached daemon")
-    pids = [int(p) for p in os.listdir("/proc") if p.isdigit()
-            and str(d.config).encode() in
-            open(f"/proc/{p}/cmdline", "rb").read()]
-    assert len(pids) == 1
-    assert os.getsid(pids[0]) == pids[0] or os.getsid(pids[0]) != os.getsid(0)
-    os.kill(pids[0], signal.SIGTERM)
-    wait_until(lambda: not os.path.exists(f"/proc/{pids[0]}"), 10,
-               what="the detached daemon to stop")
+    try:
+        out = subprocess.run([str(program("pop3d/pop3d")), "-c", str(d.config),
+                              "-d"], capture_output=True, timeout=10)
+        assert out.returncode == 0
+        def listening():
+            try:
+                socket.create_connection(("127.0.0.1", d.port), 1).close()
+                return True
+            except OSError:
+                return False
+        wait_until(listening, 5, what="the detached daemon")
+        pids = daemons_using(d.config)
+        assert len(pids) == 1
+        assert os.getsid(pids[0]) != os.getsid(0), "not in its own session"
+        os.kill(pids[0], signal.SIGTERM)
+        wait_until(lambda: not daemons_using(d.config), 10,
+                   what="the detached daemon to stop")
+    finally:
+        for pid in daemons_using(d.config):
+            os.kill(pid, signal.SIGKILL)

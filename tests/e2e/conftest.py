@@ -1,0 +1,272 @@
+"""The end-to-end harness: throw-away Redis servers, config files, programs.
+
+Run with Debian's interpreter (it has python3-pytest and python3-redis):
+
+    AB_OUT=build/asan /usr/bin/python3 -m pytest tests/e2e
+
+AB_OUT is the folder that holds authbridge/authbridge (and later
+pop3d/pop3d, smtpgate/smtpgate); it defaults to the repository root, where
+a plain `make` puts them.
+
+What daemon tests can reuse:
+  free_port()               a TCP port nobody listens on right now
+  RedisServer / redis_server   a private redis-server; stop(), start() again
+                            on the same port, pause()/resume() (SIGSTOP)
+  write_config(path, sections) / ab_config   an INI file from a dict
+  program(name)             path of a built program (fails if missing)
+  cli                       run `authbridge -c CONFIG ...`
+  read_line(proc, timeout)  one line from a child's stdout, or None
+"""
+
+import os
+import queue
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+REPO = Path(__file__).resolve().parents[2]
+AB_OUT = Path(os.environ.get("AB_OUT") or REPO).resolve()
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+# Sanitizer builds: a UBSan report comes with the stack that caused it.
+os.environ.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+
+
+def program(rel):
+    """Path of a built program under AB_OUT, e.g. "authbridge/authbridge"."""
+    path = AB_OUT / rel
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"{path} is not built (make OUT={AB_OUT} all)")
+    return path
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout, interval=0.01, what="condition"):
+    """Poll predicate until it returns a true value; fail after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def read_line(proc, timeout):
+    """One line from proc.stdout (text mode): "" at its end, None on timeout.
+
+    A thread reads the pipe: select() on a buffered file says nothing about
+    lines already in the buffer.
+    """
+    lines = getattr(proc, "_ab_lines", None)
+    if lines is None:
+        lines = proc._ab_lines = queue.Queue()
+
+        def pump():
+            for line in proc.stdout:
+                lines.put(line)
+            lines.put("")
+        threading.Thread(target=pump, daemon=True).start()
+    try:
+        return lines.get(timeout=timeout)
+    except queue.Empty:
+        return None
+
+
+class RedisServer:
+    """A private redis-server on 127.0.0.1:port, data in folder, nothing saved.
+
+    stop() and start() again keep the port, for outage tests; pause() and
+    resume() freeze the process (SIGSTOP), so connections are accepted by
+    the kernel but never answered: a hung server rather than a dead one.
+    """
+
+    def __init__(self, folder, port=None, unixsocket=False):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.proc = None
+        self.paused = False
+        # sun_path holds 108 bytes: pytest's tmp_path can be longer
+        self.unixsocket = (f"/tmp/ab-redis-{self.port}.sock" if unixsocket
+                           else None)
+
+    @property
+    def address(self):
+        return f"127.0.0.1:{self.port}"
+
+    def client(self, **kw):
+        kw.setdefault("decode_responses", True)
+        kw.setdefault("socket_timeout", 5)
+        return redis.Redis(host="127.0.0.1", port=self.port, **kw)
+
+    def start(self, timeout=5.0):
+        assert self.proc is None, "already running"
+        self.proc = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", str(self.folder),
+             "--logfile", str(self.folder / "redis.log"),
+             "--daemonize", "no",
+             *(["--unixsocket", self.unixsocket, "--unixsocketperm", "700"]
+               if self.unixsocket else [])],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        client = self.client(socket_timeout=0.5, socket_connect_timeout=0.5)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                log = (self.folder / "redis.log").read_text(errors="replace")
+                self.proc = None
+                raise RuntimeError(f"redis-server on port {self.port} "
+                                   f"exited:\n{log[-2000:]}")
+            try:
+                if client.ping():
+                    return self
+            except redis.exceptions.RedisError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"redis-server on port {self.port} "
+                                   f"did not answer PING within {timeout}s")
+            time.sleep(0.01)
+
+    def stop(self):
+        """Kill the server (SIGKILL: an outage, not a goodbye) and wait."""
+        if self.proc is None:
+            return
+        if self.paused:
+            self.resume()
+        self.proc.kill()
+        self.proc.wait(timeout=5)
+        self.proc = None
+        if self.unixsocket and os.path.exists(self.unixsocket):
+            os.unlink(self.unixsocket)
+
+    def pause(self):
+        self.proc.send_signal(signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self):
+        self.proc.send_signal(signal.SIGCONT)
+        self.paused = False
+
+    @property
+    def running(self):
+        return self.proc is not None
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A running private Redis, killed at teardown whatever happened."""
+    server = None
+    for _ in range(3):            # a port taken between free_port() and bind
+        server = RedisServer(tmp_path / "redis")
+        try:
+            server.start()
+            break
+        except RuntimeError:
+            server = None
+    if server is None:
+        pytest.fail("could not start redis-server")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def rdb(redis_server):
+    """A redis-py client of the private Redis (strings decoded)."""
+    client = redis_server.client()
+    yield client
+    client.close()
+
+
+def write_config(path, sections):
+    """Write an authbridge INI file from {section: {key: value}}.
+
+    Values may be str, int, bool (yes/no) or a list (comma separated);
+    None leaves the key out. Returns the path.
+    """
+    lines = []
+    for section, keys in sections.items():
+        lines.append(f"[{section}]")
+        for key, value in keys.items():
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                value = "yes" if value else "no"
+            elif isinstance(value, (list, tuple)):
+                value = ", ".join(str(v) for v in value)
+            lines.append(f"{key} = {value}")
+        lines.append("")
+    path = Path(path)
+    path.write_text("\n".join(lines))
+    return path
+
+
+NODE = "e2e-node"
+
+
+def base_sections(redis_server):
+    """The sections every test starts from; daemon tests add their own."""
+    return {
+        "redis": {"address": redis_server.address, "prefix": "authbridge:",
+                  "timeout_ms": 500},
+        "grant": {"ttl": 1800, "ipv6_prefix": 128},
+        "pop3d": {"node": NODE},
+    }
+
+
+@pytest.fixture
+def ab_config(tmp_path, redis_server):
+    """make(**{section: {key: value}}) -> path of a config for this Redis.
+
+    The given sections are merged over base_sections(); called without
+    arguments it gives the plain configuration.
+    """
+    def make(name="authbridge.conf", **overrides):
+        sections = base_sections(redis_server)
+        for section, keys in overrides.items():
+            sections.setdefault(section, {}).update(keys)
+        return write_config(tmp_path / name, sections)
+    return make
+
+
+class Cli:
+    """Runs the authbridge command; cli(*args) -> CompletedProcess (text)."""
+
+    def __init__(self, config):
+        self.binary = program("authbridge/authbridge")
+        self.config = config
+
+    def __call__(self, *args, config=None, timeout=15):
+        cmd = [str(self.binary), "-c", str(config or self.config), *args]
+        return subprocess.run(cmd, capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+
+    def popen(self, *args, config=None):
+        cmd = [str(self.binary), "-c", str(config or self.config), *args]
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True,
+                                stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture
+def cli(ab_config):
+    """The authbridge command on the plain configuration of this test."""
+    return Cli(ab_config())
