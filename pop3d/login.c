@@ -13,6 +13,7 @@
 #include "authbridge/conn.h"
 #include "authbridge/grant.h"
 #include "authbridge/log.h"
+#include "authbridge/throttle.h"
 #include "authbridge/util.h"
 
 #include <event2/event.h>
@@ -26,11 +27,20 @@ struct cmd_def {
     int max_args;                  /* -1: the raw rest of the line */
 };
 
-/* An in-flight login: what the worker needs, and what it found. */
+/*
+ * An in-flight login: the credentials (until checked), what the worker
+ * needs, and what it found. It holds one of the session's pending
+ * references from login_start() to its end.
+ */
 struct login {
     struct session *s;
-    char *lock_name;
     const char *method;
+    char *user;
+    char *secret;                  /* password, or APOP digest */
+    size_t secretlen;
+    long long addr_fails;          /* from the throttle; -1 unknown */
+    struct event *tarpit;
+    char *lock_name;
     enum mbox_status st;
     struct mailbox *mb;
     char err[256];
@@ -129,22 +139,45 @@ static void login_failed(struct session *s, const char *user, const char *method
     evtimer_add(s->timer, &tv);
 }
 
+static void login_free(struct login *l)
+{
+    if (l->secret) {
+        explicit_bzero(l->secret, l->secretlen);
+        free(l->secret);
+    }
+    if (l->tarpit)
+        event_free(l->tarpit);
+    free(l->user);
+    free(l->lock_name);
+    free(l);
+}
+
+/* The chain ended: give back the session's reference. */
+static void login_end(struct login *l)
+{
+    struct session *s = l->s;
+
+    login_free(l);
+    s->pending--;
+    if (s->dead)
+        session_unref_dead(s);
+}
+
 static void login_done(enum auth_result r, const struct auth_user *u, void *arg)
 {
     struct login *l = arg;
     struct session *s = l->s;
 
-    s->pending--;
     if (s->dead) {
         if (l->mb)
             session_release_mailbox(s, l->mb);
-        session_unref_dead(s);
     } else if (r == AUTH_TEMPFAIL) {
         session_reply(s, "-ERR [SYS/TEMP] Cannot check passwords right now; "
                       "try again later.");
         session_set_busy(s, false);
     } else if (r != AUTH_OK) {
-        login_failed(s, s->user_arg ? s->user_arg : "", l->method);
+        throttle_failed(s->srv->throttle, &s->peer, l->user);
+        login_failed(s, l->user, l->method);
     } else if (l->st == MBOX_IN_USE) {
         log_info("event=mailbox_in_use sid=%s user=%s rip=%s", s->sid,
                  log_esc(u->name), s->peer_text);
@@ -158,23 +191,86 @@ static void login_done(enum auth_result r, const struct auth_user *u, void *arg)
                       "later.");
         session_set_busy(s, false);
     } else {
+        if (l->addr_fails > 0)
+            throttle_succeeded(s->srv->throttle, &s->peer);
         login_enter(s, u->name, l->method, l->mb);
     }
-    free(l->lock_name);
-    free(l);
+    login_end(l);
 }
 
-/* Everything a login needs; the caller then asks auth_check_*(). */
-static struct login *login_new(struct session *s, const char *method)
+/* The throttle let this attempt through: now check the password. */
+static void login_check(struct login *l)
+{
+    struct auth *a = l->s->srv->auth;
+
+    if (strcmp(l->method, "APOP") == 0)
+        auth_check_apop(a, l->user, l->s->stamp, l->secret, login_then, l,
+                        login_done, l);
+    else
+        auth_check_pass(a, l->user, l->secret, l->secretlen, login_then, l,
+                        login_done, l);
+    explicit_bzero(l->secret, l->secretlen);
+}
+
+static void tarpit_done(evutil_socket_t fd, short what, void *arg)
+{
+    struct login *l = arg;
+
+    (void)fd;
+    (void)what;
+    if (l->s->dead)
+        login_end(l);
+    else
+        login_check(l);
+}
+
+static void login_throttled(enum throttle_verdict v, unsigned delay_ms,
+                            long long addr_fails, void *arg)
+{
+    struct login *l = arg;
+    struct session *s = l->s;
+    struct timeval tv = { delay_ms / 1000, (delay_ms % 1000) * 1000 };
+
+    l->addr_fails = addr_fails;
+    if (s->dead) {
+        login_end(l);
+    } else if (v == THROTTLE_BLOCK_ADDR || v == THROTTLE_BLOCK_USER) {
+        /* Refused before any password is checked: a guesser learns
+         * nothing and costs us no hashing. */
+        log_info("event=login_blocked sid=%s user=%s rip=%s reason=%s",
+                 s->sid, log_esc(l->user), s->peer_text,
+                 v == THROTTLE_BLOCK_ADDR ? "address" : "user");
+        session_reply(s, "-ERR [LOGIN-DELAY] Too many failed logins; try "
+                      "again later.");
+        session_close(s, "login blocked");
+        login_end(l);
+    } else if (v == THROTTLE_DELAY) {
+        l->tarpit = evtimer_new(s->srv->base, tarpit_done, l);
+        evtimer_add(l->tarpit, &tv);
+    } else {
+        login_check(l);
+    }
+}
+
+/*
+ * Every login goes the same way: the throttle (Redis), maybe a tarpit
+ * delay, the password on the worker pool (which then opens the mailbox),
+ * the grant, +OK.
+ */
+static void login_start(struct session *s, const char *method,
+                        const char *user, const char *secret, size_t len)
 {
     struct login *l = ab_calloc(1, sizeof(*l));
 
     l->s = s;
     l->method = method;
+    l->user = ab_strdup(user);
+    l->secret = ab_strndup(secret, len);
+    l->secretlen = len;
     l->lock_name = ab_strdup(s->srv->pc->lock_name);
     s->pending++;
     session_set_busy(s, true);
-    return l;
+    throttle_check(s->srv->throttle, &s->peer, user, login_throttled, l);
 }
 
 static void lock_refresh(evutil_socket_t fd, short what, void *arg)
@@ -276,7 +372,6 @@ static void cmd_user(struct session *s, struct pop3_cmd *c)
 
 static void cmd_pass(struct session *s, struct pop3_cmd *c)
 {
-    struct login *l;
 
     if (!plaintext_allowed(s)) {
         refuse_plaintext(s);
@@ -286,25 +381,18 @@ static void cmd_pass(struct session *s, struct pop3_cmd *c)
         session_bad_command(s, "-ERR USER first.");
         return;
     }
-    l = login_new(s, "USER");
-    auth_check_pass(s->srv->auth, s->user_arg, c->rest, strlen(c->rest),
-                    login_then, l, login_done, l);
+    login_start(s, "USER", s->user_arg, c->rest, strlen(c->rest));
 }
 
 static void cmd_apop(struct session *s, struct pop3_cmd *c)
 {
-    struct login *l;
 
     if (c->argc != 2 || !valid_user_name(c->argv[0]) ||
         strlen(c->argv[1]) != 32) {
         session_bad_command(s, "-ERR Usage: APOP name digest");
         return;
     }
-    free(s->user_arg);
-    s->user_arg = ab_strdup(c->argv[0]);
-    l = login_new(s, "APOP");
-    auth_check_apop(s->srv->auth, c->argv[0], s->stamp, c->argv[1],
-                    login_then, l, login_done, l);
+    login_start(s, "APOP", c->argv[0], c->argv[1], strlen(c->argv[1]));
 }
 
 /* RFC 4616: [authzid] NUL authcid NUL passwd; we log in as authcid only. */
@@ -314,7 +402,6 @@ static void sasl_plain(struct session *s, const char *b64)
     const char *authzid, *authcid, *pass, *end;
     long n = strcmp(b64, "=") == 0 ? 0 :
              pop3_base64_decode(b64, buf, sizeof(buf) - 1);
-    struct login *l;
 
     if (n < 0) {
         session_bad_command(s, "-ERR [AUTH] Invalid base64 data.");
@@ -333,11 +420,7 @@ static void sasl_plain(struct session *s, const char *b64)
         return;
     }
     pass++;
-    free(s->user_arg);
-    s->user_arg = ab_strdup(authcid);
-    l = login_new(s, "SASL-PLAIN");
-    auth_check_pass(s->srv->auth, authcid, pass, (size_t)(end - pass),
-                    login_then, l, login_done, l);
+    login_start(s, "SASL-PLAIN", authcid, pass, (size_t)(end - pass));
     explicit_bzero(buf, sizeof(buf));
 }
 

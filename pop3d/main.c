@@ -18,6 +18,7 @@
 #include "authbridge/listen.h"
 #include "authbridge/log.h"
 #include "authbridge/redis.h"
+#include "authbridge/throttle.h"
 #include "authbridge/tls.h"
 #include "authbridge/users.h"
 #include "authbridge/util.h"
@@ -120,6 +121,7 @@ static void reload(struct server *srv)
     conncap_set_limits(srv->cap, srv->pc->d.max_connections,
                        srv->pc->d.max_connections_per_addr);
     auth_set_cache_ttl(srv->auth, srv->pc->d.auth_cache_ttl);
+    throttle_set_conf(srv->throttle, &c->throttle);
     log_set_dest(log_dest_of(srv->pc));
     warn_short_idle(srv->pc);
     log_info("event=reloaded conf=%s (listen, redis and grant settings need a "
@@ -207,6 +209,7 @@ static void start_services(struct server *srv)
 
     srv->redis = rconn_new(srv->base, &c->redis);
     srv->grants = grant_store_new(srv->redis, &gs);
+    srv->throttle = throttle_new(srv->redis, c->redis.prefix, &c->throttle);
     srv->workers = workers_new(srv->base, c->pop3d.d.worker_threads);
     auth_set_workers(srv->auth, srv->workers);
     srv->cap = conncap_new(c->pop3d.d.max_connections,
@@ -292,8 +295,9 @@ int main(int argc, char **argv)
     listeners_free(srv.listeners);
     workers_free(srv.workers);
     auth_free(srv.auth);
-    rconn_free(srv.redis);         /* completes pending grants first */
+    rconn_free(srv.redis);         /* completes pending calls first */
     grant_store_free(srv.grants);
+    throttle_free(srv.throttle);
     conncap_free(srv.cap);
     if (srv.tls)
         SSL_CTX_free(srv.tls);

@@ -15,6 +15,7 @@ struct ab_conf;
 struct pop3d_conf;
 struct rconn;
 struct grant_store;
+struct throttle;
 struct workers;
 struct auth;
 struct listeners;
@@ -28,6 +29,7 @@ struct server {
     const char *conf_path;
     struct rconn *redis;
     struct grant_store *grants;
+    struct throttle *throttle;
     struct workers *workers;
     struct auth *auth;
     SSL_CTX *tls;                  /* NULL without tls_cert */
