@@ -13,7 +13,7 @@ import poplib
 import pytest
 
 from conftest import program, wait_until
-from pop3_harness import Pop3d, pop3d, pop3d_factory  # noqa: F401
+from pop3_harness import Pop3d, pop3d, pop3d_factory, sanitized  # noqa: F401
 
 
 def fd_count(pid):
@@ -94,7 +94,8 @@ def test_redis_killed_during_a_login_storm(pop3d, redis_server):
     assert "grant=failed" in pop3d.log() and "event=redis_up" in pop3d.log()
     wait_until(lambda: fd_count(pid) <= fds_before + 2, 5,
                what="descriptors back to normal")
-    assert rss_kib(pid) < rss_before + 20 * 1024
+    if not sanitized():
+        assert rss_kib(pid) < rss_before + 20 * 1024
     print(f"\nlogins during a 2 s Redis outage: {ok_during}; "
           f"grants flowing again {recovered:.2f}s after Redis returned")
 
@@ -121,7 +122,8 @@ def test_slow_reader_costs_bounded_memory_and_times_out(pop3d_factory):
     p.sock.sendall(b"RETR 1\r\n")   # and never read
     time.sleep(1.5)
     grown = rss_kib(d.proc.pid) - rss_before
-    assert grown < 2 * 1024, f"pop3d grew {grown} KiB for one slow reader"
+    if not sanitized():
+        assert grown < 2 * 1024, f"pop3d grew {grown} KiB for one slow reader"
     other = d.client("127.0.0.8")   # others are served meanwhile
     other.user("dave")
     assert other.pass_("dave-pw").startswith(b"+OK")
