@@ -156,3 +156,17 @@ def test_detach_runs_in_the_background(tmp_path, redis_server):
     finally:
         for pid in daemons_using(d.config):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_root_without_user_warns_loudly(pop3d):
+    assert re.search(r"warning: event=running_as_root msg=\"no 'user' set",
+                     pop3d.log())
+
+
+def test_world_readable_key_refuses_to_start(tmp_path, redis_server):
+    d = Pop3d(tmp_path, redis_server)
+    d.key.chmod(0o644)
+    out = subprocess.run([str(program("pop3d/pop3d")), "-c", str(d.config)],
+                         capture_output=True, text=True, timeout=10)
+    assert out.returncode == 1
+    assert f"tls_key: {d.key} is readable by everyone" in out.stderr

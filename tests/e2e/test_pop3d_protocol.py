@@ -4,6 +4,7 @@ import base64
 import hashlib
 import re
 import socket
+import subprocess
 import ssl
 import poplib
 
@@ -348,6 +349,19 @@ def test_tls_garbage_does_not_hurt_the_server(pop3d):
         except OSError:
             pass
         s.close()
+    p = pop3d.tls_client()
+    login(p)
+    p.quit()
+
+
+def test_client_renegotiation_is_refused(pop3d):
+    script = "sleep 1; echo R; sleep 1"
+    out = subprocess.run(
+        f"({script}) | timeout 10 openssl s_client -connect "
+        f"127.0.0.1:{pop3d.tls_port} -tls1_2", shell=True,
+        capture_output=True, text=True)
+    assert "RENEGOTIATING" in out.stdout + out.stderr
+    assert "no renegotiation" in out.stdout + out.stderr
     p = pop3d.tls_client()
     login(p)
     p.quit()
