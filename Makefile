@@ -45,12 +45,14 @@ GATE_CORE  = $(OBJ)/smtpgate-core.a
 
 UNIT_SRC  = $(wildcard tests/unit/test_*.c)
 UNIT_BIN  = $(UNIT_SRC:tests/unit/%.c=$(OUT)/tests/unit/%)
+FUZZ_TARGETS = $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
+REPLAY_BIN = $(FUZZ_TARGETS:%=$(OUT)/fuzz/replay_%)
 BENCH_SRC = $(wildcard bench/*.c)
 BENCH_BIN = $(BENCH_SRC:bench/%.c=$(OUT)/bench/%)
 
 PROGRAMS  = $(CLI) $(if $(POP3D_SRC),$(POP3D)) $(if $(GATE_SRC),$(GATE))
 
-.PHONY: all deps run check test unit e2e asan bench fuzz install clean
+.PHONY: all deps run check test unit fuzz-replay e2e asan bench fuzz install clean
 .DELETE_ON_ERROR:
 
 all: $(LIB) $(PROGRAMS)
@@ -90,6 +92,12 @@ $(OUT)/tests/unit/%: $(OBJ)/tests/unit/%.o $(POP3D_CORE) $(GATE_CORE) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS_ALL)
 
+# A fuzz target without libFuzzer: replays the committed corpus.
+$(OUT)/fuzz/replay_%: $(OBJ)/fuzz/fuzz_%.o $(OBJ)/fuzz/replay.o $(OBJ)/fuzz/support.o \
+                      $(POP3D_CORE) $(GATE_CORE) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(LDLIBS_ALL)
+
 $(OUT)/bench/%: $(OBJ)/bench/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ $(LDLIBS_ALL)
@@ -111,10 +119,14 @@ check: deps
 	@$(MAKE) --no-print-directory all $(BENCH_BIN)
 	@$(MAKE) --no-print-directory test
 
-test: unit e2e
+test: unit fuzz-replay e2e
 
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+# Every seed and every input that ever crashed a fuzz target, once each.
+fuzz-replay: $(REPLAY_BIN)
+	@set -e; for t in $(FUZZ_TARGETS); do $(OUT)/fuzz/replay_$$t fuzz/corpus/$$t; done
 
 E2E_ARGS ?=
 E2E_BIN  = $(OUT)/tests/e2e/grant_store_test
@@ -143,4 +155,5 @@ install: all
 	install -m 0644 README.md conf/authbridge.conf $(DESTDIR)$(PREFIX)/share/doc/authbridge/
 
 clean:
-	rm -rf build $(LIB) $(CLI) $(POP3D) $(GATE) $(UNIT_BIN) $(E2E_BIN) run
+	rm -rf build $(LIB) $(CLI) $(POP3D) $(GATE) $(UNIT_BIN) $(E2E_BIN) \
+	    $(REPLAY_BIN) run
