@@ -215,6 +215,7 @@ static void job_run(struct work *w)
         return;
     }
     copy_user(&j->u, u);
+    j->u.cached = j->kind == JOB_CACHED;
     if (j->then)
         j->then(&j->u, j->then_arg);
 }

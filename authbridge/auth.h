@@ -12,6 +12,7 @@
 #ifndef AB_AUTH_H
 #define AB_AUTH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -28,6 +29,7 @@ struct auth_user {
     char *home;
     uid_t uid;
     gid_t gid;
+    bool cached;           /* the credential cache vouched, no hash ran */
 };
 
 /*

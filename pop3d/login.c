@@ -193,6 +193,7 @@ static void login_done(enum auth_result r, const struct auth_user *u, void *arg)
     } else {
         if (l->addr_fails > 0)
             throttle_succeeded(s->srv->throttle, &s->peer);
+        s->auth_cached = u->cached;
         login_enter(s, u->name, l->method, l->mb);
     }
     login_end(l);
@@ -302,10 +303,10 @@ static void grant_done(enum grant_status st, void *arg)
         return;
     }
     log_info("event=login sid=%s user=%s rip=%s method=%s tls=%s grant=%s "
-             "msgs=%zu octets=%llu", s->sid, log_esc(s->user), s->peer_text,
-             s->method, conn_tls_desc(s->conn, tls, sizeof(tls)),
+             "msgs=%zu octets=%llu auth=%s", s->sid, log_esc(s->user),
+             s->peer_text, s->method, conn_tls_desc(s->conn, tls, sizeof(tls)),
              s->grant_ok ? "ok" : "failed", s->mb->count,
-             (unsigned long long)s->mb->total);
+             (unsigned long long)s->mb->total, s->auth_cached ? "cache" : "check");
     session_reply(s, "+OK Logged in, %zu message%s (%llu octets).",
                   s->mb->count, s->mb->count == 1 ? "" : "s",
                   (unsigned long long)s->mb->total);

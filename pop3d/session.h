@@ -56,6 +56,7 @@ struct session {
     const char *method;
     struct mailbox *mb;
     bool grant_ok;
+    bool auth_cached;              /* the credential cache vouched */
     unsigned retr, dele;
     uint64_t bytes;
 

@@ -170,3 +170,38 @@ def test_world_readable_key_refuses_to_start(tmp_path, redis_server):
                          capture_output=True, text=True, timeout=10)
     assert out.returncode == 1
     assert f"tls_key: {d.key} is readable by everyone" in out.stderr
+
+
+def crypt_login(d, pw="hunter2"):
+    p = d.client()
+    p.user("bob")
+    try:
+        return p.pass_(pw)
+    except poplib.error_proto as e:
+        return e.args[0]
+    finally:
+        p.quit()
+
+
+def test_credential_cache_remembers_only_successes(pop3d_factory):
+    d = pop3d_factory(auth_cache_ttl=60)
+    assert crypt_login(d).startswith(b"+OK")
+    assert crypt_login(d).startswith(b"+OK")
+    logins = re.findall(r"event=login .*user=bob .*auth=(\w+)", d.log())
+    assert logins == ["check", "cache"]
+    assert crypt_login(d, "wrong").startswith(b"-ERR [AUTH]")
+    # Any change of the user file empties the cache.
+    time.sleep(0.05)
+    d.users.write_text(d.users.read_text())
+    os.utime(d.users)
+    time.sleep(1.1)
+    assert crypt_login(d).startswith(b"+OK")
+    assert re.findall(r"event=login .*user=bob .*auth=(\w+)", d.log())[-1] \
+        == "check"
+
+
+def test_credential_cache_is_off_by_default(pop3d):
+    for _ in range(2):
+        assert crypt_login(pop3d).startswith(b"+OK")
+    assert re.findall(r"event=login .*user=bob .*auth=(\w+)", pop3d.log()) \
+        == ["check", "check"]
