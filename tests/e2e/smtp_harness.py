@@ -48,6 +48,7 @@ class SinkSession:
         self.messages = []       # dicts: mail, rcpts, data (bytes)
         self.aborted_data = None  # bytes received in a DATA that never ended
         self.closed = False
+        self.sock = None
 
 
 class PySink:
@@ -62,6 +63,8 @@ class PySink:
       lenient_dot          also end DATA at "\\n.\\n", "\\r.\\r" ... (as MTAs
                            vulnerable to SMTP smuggling do)
       final_delay          seconds to wait before the final reply
+      hangup_after         after this many messages on a connection, the
+                           next command closes it unanswered (once)
     """
 
     def __init__(self):
@@ -79,6 +82,10 @@ class PySink:
         self.die_in_data = None
         self.lenient_dot = False
         self.final_delay = 0
+        self.slow_read = 0           # seconds to sleep between DATA reads
+        self.early_reply = None      # (octets, reply): answer mid-DATA, close
+        self.hangup_after = None     # messages on a connection, then the
+                                     # next command closes it unanswered
         self.lock = threading.Lock()
         self.srv = socket.socket()
         self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -99,6 +106,7 @@ class PySink:
             except OSError:
                 return
             sess = SinkSession()
+            sess.sock = sock
             with self.lock:
                 self.sessions.append(sess)
             threading.Thread(target=self._serve, args=(sock, sess),
@@ -151,10 +159,23 @@ class PySink:
             if self.die_in_data is not None and len(buf) >= self.die_in_data:
                 sess.aborted_data = buf
                 return False
+            if self.early_reply and len(buf) >= self.early_reply[0]:
+                # Answer, stop sending, and read on until the gate closes
+                # (closing with input unread would send an RST that can
+                # destroy the answer in flight).
+                sess.aborted_data = buf
+                sock.sendall(self.early_reply[1] + b"\r\n")
+                sock.shutdown(socket.SHUT_WR)
+                sock.settimeout(10)
+                while sock.recv(65536):
+                    pass
+                return False
             end = self._end_of_data(buf)
             if end is not None:
                 msg["data"], rfile.pending = end
                 break
+            if self.slow_read:
+                time.sleep(self.slow_read)
             chunk = sock.recv(65536)
             if not chunk:
                 sess.aborted_data = buf
@@ -176,6 +197,10 @@ class PySink:
                 if line is None:
                     break
                 sess.lines.append(line)
+                if self.hangup_after is not None and \
+                        len(sess.messages) >= self.hangup_after:
+                    self.hangup_after = None
+                    break
                 verb = line[:4].upper()
                 if verb == b"EHLO":
                     sess.helo.append(line[5:])
@@ -225,6 +250,21 @@ class PySink:
     def all_lines(self):
         with self.lock:
             return [l for s in self.sessions for l in s.lines]
+
+    def drop_all(self):
+        """Close every open connection, as an MTA that restarts does."""
+        with self.lock:
+            for sess in self.sessions:
+                if not sess.closed:
+                    try:
+                        sess.sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+    def wait_messages(self, n, timeout=5):
+        wait_until(lambda: len(self.messages()) >= n, timeout,
+                   what=f"{n} messages at the sink")
+        return self.messages()
 
     def wait_closed(self, timeout=5):
         wait_until(lambda: all(s.closed for s in self.sessions), timeout,
@@ -281,10 +321,7 @@ class Gate:
         self.dir = Path(tmp_path) / "gate"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.redis = redis_server
-        self.port = free_port()
-        self.tls_port = free_port()
-        self.policy_port = free_port()
-        self.whoson_port = free_port()
+        self._pick_ports()
         self.cert, self.key = make_tls(self.dir / "tls")
         self.users = self.dir / "users"
         self.users.write_text("".join(f"{u}:{{PLAIN}}{p}::::/nonexistent::\n"
@@ -292,13 +329,10 @@ class Gate:
         self.users.chmod(0o600)
         self.log_path = self.dir / "smtpgate.log"
         settings = {
-            "listen": f"127.0.0.1:{self.port}",
-            "listen_tls": f"127.0.0.1:{self.tls_port}",
+            **self._listen_keys(),
             "tls_cert": str(self.cert), "tls_key": str(self.key),
             "users": str(self.users),
             "downstream": downstream,
-            "policy_listen": f"127.0.0.1:{self.policy_port}",
-            "whoson_listen": f"127.0.0.1:{self.whoson_port}",
             "local_domains": LOCAL_DOMAINS,
             "trusted_networks": ["127.0.0.5/32", "127.0.1.0/24"],
             "hostname": "gate.test",
@@ -306,16 +340,44 @@ class Gate:
             "auth_fail_delay_ms": 50,
         }
         settings.update(keys)
+        self.fixed = {k for k in keys if k in self._listen_keys()}
         self.sections = base_sections(redis_server)
         self.sections["smtpgate"] = settings
         self.config = write_config(self.dir / "authbridge.conf", self.sections)
         self.proc = None
+
+    def _pick_ports(self):
+        self.port = free_port()
+        self.tls_port = free_port()
+        self.policy_port = free_port()
+        self.whoson_port = free_port()
+
+    def _listen_keys(self):
+        return {
+            "listen": f"127.0.0.1:{self.port}",
+            "listen_tls": f"127.0.0.1:{self.tls_port}",
+            "policy_listen": f"127.0.0.1:{self.policy_port}",
+            "whoson_listen": f"127.0.0.1:{self.whoson_port}",
+        }
 
     def rewrite_config(self, **keys):
         self.sections["smtpgate"].update(keys)
         write_config(self.config, self.sections)
 
     def start(self, timeout=10):
+        # A port picked free may be taken (an ephemeral port of some other
+        # connection) before the gate binds it: pick again, a few times.
+        for _ in range(3):
+            if self._start(timeout):
+                return self
+            self.logf.close()
+            self.proc = None
+            self._pick_ports()
+            self.rewrite_config(**{k: v for k, v in self._listen_keys().items()
+                                   if k not in self.fixed})
+        pytest.fail(f"smtpgate could not bind its ports:\n{self.log()}")
+
+    def _start(self, timeout):
         self.logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [str(program("smtpgate/smtpgate")), "-c", str(self.config), "-v"],
@@ -323,6 +385,8 @@ class Gate:
 
         def up():
             if self.proc.poll() is not None:
+                if "Address already in use" in self.log():
+                    return "busy"
                 pytest.fail(f"smtpgate exited {self.proc.returncode}:\n"
                             f"{self.log()}")
             try:
@@ -330,10 +394,12 @@ class Gate:
                 return True
             except OSError:
                 return False
-        wait_until(up, timeout, what="smtpgate to listen")
+        if wait_until(up, timeout, what="smtpgate to listen") == "busy":
+            self.log_path.rename(self.log_path.with_suffix(".busy"))
+            return False
         wait_until(lambda: "event=redis_up" in self.log() or
                    not self.redis.running, 5, what="smtpgate to reach Redis")
-        return self
+        return True
 
     def log(self):
         return self.log_path.read_text(errors="replace") \

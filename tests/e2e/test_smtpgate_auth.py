@@ -155,3 +155,25 @@ def test_the_mta_learns_the_login_through_xclient(gate, sink):
     assert sink.sessions[0].xclient == [
         b"XCLIENT NAME=[UNAVAILABLE] ADDR=127.0.0.21 PROTO=ESMTP "
         b"HELO=client.example LOGIN=alice"]
+
+
+def test_failures_are_throttled_with_pop3d_across_sessions(gate_factory, rdb):
+    """The shared throttle (Redis): past block_after failures from an
+    address, AUTH is refused without the password being checked."""
+    from conftest import write_config
+    g = gate_factory(start=False)
+    g.sections["throttle"] = {"block_after": 2, "delay_after": 100}
+    write_config(g.config, g.sections)
+    g.start()
+    for _ in range(2):
+        with tls_session(g) as s:
+            assert s.docmd("AUTH", "PLAIN " + b64(b"\0alice\0wrong"))[0] == 535
+    assert rdb.get(f"authbridge:fail:{UNTRUSTED}") == "2"
+    assert rdb.get("authbridge:failuser:alice") == "2"
+    with tls_session(g) as s:
+        code, text = s.docmd("AUTH", "PLAIN " + b64(b"\0alice\0secret"))
+        assert code == 454 and text.startswith(b"4.7.0 "), text
+    g.wait_log(r"event=auth_blocked .*user=alice reason=address")
+    # Another address is not blocked.
+    with tls_session(g, "127.0.0.23") as s:
+        assert s.login("alice", "secret")[0] == 235

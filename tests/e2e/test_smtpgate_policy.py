@@ -71,7 +71,12 @@ def test_policy_ok_with_a_grant_dunno_without(gate, rdb):
     assert c.request(policy_request("192.0.2.8")) == "action=DUNNO"
     assert c.request(policy_request("::ffff:192.0.2.7")) == "action=OK"
     c.close()
-    allowed = [f for _, f in rdb.xrange(LOG) if f["event"] == "relay-allowed"]
+    # The stream entry is fire-and-forget: it may land just after the answer.
+    allowed = wait_until(lambda: [f for _, f in rdb.xrange(LOG)
+                                  if f["event"] == "relay-allowed"][1:] and
+                         [f for _, f in rdb.xrange(LOG)
+                          if f["event"] == "relay-allowed"], 5,
+                         what="two relay-allowed entries")
     assert len(allowed) == 2 and allowed[0]["via"] == "policy"
     assert allowed[0]["user"] == "alice" and allowed[0]["path"] == "grant"
 

@@ -20,10 +20,6 @@ import pytest
 from conftest import free_port, wait_until
 from smtp_harness import gate, gate_factory, sink  # noqa: F401
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not shutil.which("postfix"),
-    reason="needs root and Postfix")
-
 CLIENT = "127.0.0.21"
 
 
@@ -82,6 +78,7 @@ local_recipient_maps =
 local_transport = discard
 default_transport = discard
 smtpd_policy_service_timeout = 10s
+smtpd_authorized_xclient_hosts = 127.0.0.1
 {restrictions}
 """
 
@@ -177,3 +174,21 @@ def test_postfix_defers_relays_while_redis_is_down(postfix, policy_gate, rdb,
     # DEFER_IF_REJECT: a relay Postfix would reject becomes a 450-class
     # temporary failure, so the client retries instead of bouncing.
     assert "<** 450 4.3.0 <bob@remote.example>:" in deferred, deferred
+
+
+def test_the_gate_in_front_of_postfix_passes_the_client_by_xclient(
+        postfix, gate_factory, rdb):
+    """smtpgate proxying into the real Postfix: XCLIENT makes Postfix see
+    (and log, and judge) the real client, not the gate."""
+    g = gate_factory(downstream=f"127.0.0.1:{postfix.port}",
+                     policy_listen=f"127.0.0.1:{postfix.policy_port}")
+    g.grant(rdb, CLIENT, "alice")
+    out = subprocess.run(
+        ["swaks", "--server", f"127.0.0.1:{g.port}", "--local-interface",
+         CLIENT, "--from", "alice@example.net", "--to", "bob@remote.example",
+         "--helo", "client.example", "--timeout", "20"],
+        capture_output=True, text=True, timeout=60).stdout
+    assert "<-  250 2.0.0 Ok: queued as" in out, out
+    wait_until(lambda: f"client=unknown[{CLIENT}]" in postfix.log.read_text(),
+               10, what="Postfix to log the real client")
+    assert "helo=<client.example>" in postfix.log.read_text()

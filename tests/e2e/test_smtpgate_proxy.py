@@ -3,6 +3,7 @@
 answers coming back, and an MTA that is down, dies or times out.
 """
 
+import smtplib
 import socket
 import time
 
@@ -40,6 +41,24 @@ def test_data_passes_through_octet_for_octet(gate, sink):
     assert sink.messages()[0]["data"] == body + b"\r\n"
 
 
+def test_a_large_message_streams_with_back_pressure(gate, sink):
+    """4 MB to an MTA that reads slowly: the gate stops reading the client
+    while the MTA side is behind, and every octet arrives."""
+    sink.slow_read = 0.02
+    lines = [b"line %07d " % i + b"x" * 60 + b"\r\n" for i in range(54000)]
+    body = b"".join(lines)
+    assert len(body) > 4_000_000
+    r = gate.raw(TRUSTED)
+    r.cmd("EHLO c.example")
+    r.cmd("MAIL FROM:<a@example.net> SIZE=%d" % len(body))
+    r.cmd("RCPT TO:<b@remote.example>")
+    assert r.cmd("DATA")[0] == 354
+    r.send(body)
+    assert r.cmd(b".")[0] == 250
+    assert sink.messages()[0]["data"] == body
+    gate.wait_log(r"event=data_paused")
+
+
 def test_the_mtas_final_refusal_comes_back(gate, sink):
     sink.final_reply = b"554 5.7.1 Message rejected: spam score 99"
     code, text = send_one(gate, b"Subject: spam\r\n\r\nbuy\r\n")
@@ -65,6 +84,26 @@ def test_the_mtas_per_recipient_answers_come_back(gate, sink):
         assert s.rcpt("ok@example.net")[0] == 250
         assert s.data(b"hi\r\n")[0] == 250
     assert sink.messages()[0]["rcpts"] == ["ok@example.net"]
+
+
+def test_long_and_broken_mta_replies(gate, sink):
+    long_reply = b"\r\n".join(b"550-5.1.1 " + b"%02d " % i + b"x" * 400
+                               for i in range(19)) + b"\r\n550 5.1.1 end"
+    sink.rcpt_replies = {
+        "long@example.net": long_reply,
+        "many@example.net": b"\r\n".join([b"550-x"] * 70 + [b"550 x"]),
+    }
+    r = gate.raw(TRUSTED)
+    r.cmd("EHLO c.example")
+    r.cmd("MAIL FROM:<a@example.net>")
+    # Cut to fit 4 KB, but still one well-formed reply.
+    code, text = r.cmd("RCPT TO:<long@example.net>")
+    assert code == 550
+    assert 5 <= len(text.split("\n")) < 19
+    assert r.cmd("NOOP")[0] == 250
+    # More than 64 lines is not an MTA we can trust to be in step.
+    code, text = r.cmd("RCPT TO:<many@example.net>")
+    assert code == 451 and text.startswith("4.4.0 "), text
 
 
 def test_xclient_tells_the_mta_who_the_client_is(gate, sink):
@@ -109,14 +148,17 @@ def test_mail_parameters_only_when_the_mta_offers_them(gate, sink):
         s.mail("a@example.net", ["SIZE=1234", "BODY=8BITMIME", "AUTH=<>"])
         s.rcpt("b@example.net")
         s.rset()
-        sink.size = False
     assert b"MAIL FROM:<a@example.net> SIZE=1234 BODY=8BITMIME" in \
         sink.all_lines()
+    # A new MTA connection (the idle one dropped) that offers no SIZE.
+    sink.size = False
+    sink.drop_all()
     with gate.smtp(TRUSTED) as s:
         s.ehlo("c.example")
         s.mail("a@example.net", ["SIZE=1234"])
-        s.rcpt("b@example.net")
-    assert sink.sessions[-1].lines.count(b"MAIL FROM:<a@example.net>") == 1
+        assert s.rcpt("b@example.net")[0] == 250
+    assert len(sink.sessions) == 2
+    assert b"MAIL FROM:<a@example.net>" in sink.sessions[1].lines
 
 
 def test_no_mta_connection_until_a_recipient_is_allowed(gate, sink):
@@ -129,7 +171,7 @@ def test_no_mta_connection_until_a_recipient_is_allowed(gate, sink):
     assert sink.sessions == []
 
 
-def test_rset_is_passed_on_and_the_connection_reused(gate, sink):
+def test_rset_is_passed_on_and_the_connection_kept(gate, sink):
     with gate.smtp(TRUSTED) as s:
         s.ehlo("c.example")
         s.mail("a@example.net")
@@ -138,12 +180,59 @@ def test_rset_is_passed_on_and_the_connection_reused(gate, sink):
         s.mail("c@example.net")
         s.rcpt("d@remote.example")
         assert s.data(b"x\r\n")[0] == 250
-    sink.wait_closed()
     assert len(sink.sessions) == 1
     lines = [l.split(b":")[0] for l in sink.sessions[0].lines]
     assert lines == [b"EHLO gate.test", b"MAIL FROM", b"RCPT TO", b"RSET",
-                     b"MAIL FROM", b"RCPT TO", b"DATA", b"QUIT"]
+                     b"MAIL FROM", b"RCPT TO", b"DATA"]
     assert sink.messages()[0]["mail"] == b"MAIL FROM:<c@example.net>"
+
+
+def test_the_next_session_reuses_the_idle_mta_connection(gate, sink):
+    """A connect, a greeting and an EHLO saved per session; XFORWARD tells
+    the MTA about each client before each MAIL."""
+    sink.xforward = ["NAME", "ADDR", "PROTO", "HELO"]
+    for source in ("127.0.0.5", "127.0.1.7"):
+        assert send_one(gate, b"m\r\n", source=source)[0] == 250
+    sink.wait_messages(2)
+    assert len(sink.sessions) == 1
+    assert sink.sessions[0].helo == [b"gate.test"]
+    assert [x.split(b" ")[2] for x in sink.sessions[0].xforward] == \
+        [b"ADDR=127.0.0.5", b"ADDR=127.0.1.7"]
+    gate.wait_log(r"event=ds_reuse")
+
+
+def test_xclient_connections_are_never_shared(gate, sink):
+    """XCLIENT makes the MTA take the connection for that client."""
+    sink.xclient = ["NAME", "ADDR", "PROTO", "HELO"]
+    for source in ("127.0.0.5", "127.0.1.7"):
+        assert send_one(gate, b"m\r\n", source=source)[0] == 250
+    sink.wait_closed()
+    assert len(sink.sessions) == 2
+    assert sink.sessions[0].lines[-1] == b"QUIT"
+    assert [x.split(b" ")[2] for s in sink.sessions for x in s.xclient] == \
+        [b"ADDR=127.0.0.5", b"ADDR=127.0.1.7"]
+
+
+def test_a_reused_connection_that_dies_unanswered_is_replaced(gate, sink):
+    """The MTA closes a pooled connection just as it is used again: nothing
+    was answered there, so the gate starts over on a new connection."""
+    assert send_one(gate, b"one\r\n")[0] == 250
+    sink.hangup_after = 1
+    assert send_one(gate, b"two\r\n")[0] == 250
+    assert [m["data"] for m in sink.wait_messages(2)] == [b"one\r\n",
+                                                          b"two\r\n"]
+    assert len(sink.sessions) == 2
+    gate.wait_log(r"event=ds_stale .*action=reconnect")
+
+
+def test_an_idle_connection_the_mta_closed_is_replaced(gate, sink):
+    assert send_one(gate, b"one\r\n")[0] == 250
+    sink.drop_all()
+    # At once: the gate may not have noticed yet; it must cope either way.
+    assert send_one(gate, b"two\r\n")[0] == 250
+    assert [m["data"] for m in sink.wait_messages(2)] == [b"one\r\n",
+                                                          b"two\r\n"]
+    assert len(sink.sessions) == 2
 
 
 def test_pipelined_commands_answered_in_order(gate, sink):
@@ -203,6 +292,21 @@ def test_mta_dying_mid_data_gives_451(gate, sink):
     assert len(sink.messages()) == 1
 
 
+def test_mta_giving_up_mid_data_is_heard(gate, sink):
+    """An MTA that answers before the end (and closes): its reason, not a
+    250, reaches the client once the client has finished."""
+    sink.early_reply = (2000, b"552 5.3.4 Message too big for this MTA")
+    r = gate.raw(TRUSTED)
+    r.cmd("EHLO c.example")
+    r.cmd("MAIL FROM:<a@example.net>")
+    r.cmd("RCPT TO:<b@remote.example>")
+    assert r.cmd("DATA")[0] == 354
+    for _ in range(400):
+        r.send(b"z" * 70 + b"\r\n")
+    assert r.cmd(b".") == (552, "5.3.4 Message too big for this MTA")
+    assert sink.messages() == []
+
+
 def test_mta_timing_out_gives_451(gate_factory, sink):
     g = gate_factory(downstream_timeout=1)
     sink.final_delay = 3
@@ -239,3 +343,19 @@ def test_client_leaving_mid_data_never_ends_the_message(gate, sink):
     assert sink.messages() == []
     # What (if anything) got there before the close is a prefix, no end.
     assert b"half a message\r\n".startswith(sink.sessions[0].aborted_data)
+
+
+def test_ipv6_client_grant_and_xclient(gate_factory, sink, rdb):
+    g = gate_factory(start=False)
+    v6_port = free_port()
+    g.rewrite_config(listen=[f"127.0.0.1:{g.port}", f"[::1]:{v6_port}"])
+    g.start()
+    sink.xclient = ["NAME", "ADDR", "PROTO", "HELO"]
+    g.grant(rdb, "::1", "alice")
+    with smtplib.SMTP("::1", v6_port, timeout=10) as s:
+        s.helo("v6.example")
+        s.mail("alice@example.net")
+        assert s.rcpt("bob@remote.example")[0] == 250
+    assert sink.sessions[0].xclient == [
+        b"XCLIENT NAME=[UNAVAILABLE] ADDR=IPV6:::1 PROTO=SMTP HELO=v6.example"]
+    g.wait_log(r"event=rcpt .*client=::1 .*path=grant user=alice")

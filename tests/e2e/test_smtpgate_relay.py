@@ -91,6 +91,7 @@ def test_every_decision_is_logged_once_and_relays_streamed(gate, rdb):
     gate.wait_log(r"event=rcpt .*client=127.0.0.22 .*path=denied")
     assert len(re.findall(r"event=rcpt .*rcpt=carol@example.net path=local",
                           gate.log())) == 1
+    wait_until(lambda: stream(rdb, "relay-denied"), 5, what="the denial")
     allowed = stream(rdb, "relay-allowed")
     denied = stream(rdb, "relay-denied")
     assert len(allowed) == 1 and len(denied) == 1
@@ -107,6 +108,8 @@ def test_admin_stats_count_the_gate_decisions(gate, rdb):
     rcpt(gate, GRANTED, "bob@remote.example")
     rcpt(gate, OTHER, "bob@remote.example")
     rcpt(gate, OTHER, "bob@remote.example")
+    wait_until(lambda: len(stream(rdb, "relay-denied")) == 2, 5,
+               what="the denials in the stream")
     from conftest import program
     out = subprocess.run([str(program("authbridge/authbridge")), "-c",
                           str(gate.config), "stats"], capture_output=True,
@@ -133,7 +136,7 @@ def test_redis_down_defers_relays_but_not_local_mail(gate, redis_server, rdb):
                what="the gate to reconnect")
     gate.grant(rdb, GRANTED, "alice")
     assert rcpt(gate, GRANTED, "bob@remote.example")[0] == 250
-    assert stream(rdb, "relay-allowed")
+    wait_until(lambda: stream(rdb, "relay-allowed"), 5, what="the entry")
 
 
 def test_redis_hung_defers_within_the_timeout(gate, redis_server, rdb):
@@ -164,8 +167,9 @@ def test_sender_binding(gate_factory, rdb, tmp_path):
     assert rcpt(g, "127.0.0.5", "x@remote.example", "bob@example.net")[0] == 250
     g.wait_log(r"event=rcpt .*sender=bob@example.net .*path=sender_mismatch "
                r"user=alice")
-    assert [e for e in stream(rdb, "relay-denied")
-            if e["path"] == "sender_mismatch"]
+    wait_until(lambda: [e for e in stream(rdb, "relay-denied")
+                        if e["path"] == "sender_mismatch"], 5,
+               what="the mismatch in the stream")
 
 
 def test_a_grant_hash_written_by_hand_is_honoured(gate, rdb):

@@ -6,6 +6,8 @@ the end (the sink here is that lenient) never sees a second message.
 
 import pytest
 
+from conftest import wait_until
+
 from smtp_harness import gate, gate_factory, sink  # noqa: F401
 
 TRUSTED = "127.0.0.5"
@@ -40,11 +42,11 @@ def test_smuggling_sequence_never_makes_a_second_message(gate, sink, seq):
     assert r.cmd("DATA")[0] == 354
     assert r.cmd(b"clean\r\n.")[0] == 250
     r.cmd("QUIT")
-    sink.wait_closed()
     # Exactly one message, the clean one; nothing of the smuggled one.
-    assert [m["data"] for m in sink.messages()] == [b"clean\r\n"]
+    assert [m["data"] for m in sink.wait_messages(1)] == [b"clean\r\n"]
     assert not [l for l in sink.all_lines() if b"attacker" in l]
     # The first MTA connection ended mid-DATA, without an end.
+    wait_until(lambda: sink.sessions[0].closed, 5, what="the first to close")
     first = sink.sessions[0]
     assert first.messages == [] and first.aborted_data is not None
     assert seq not in first.aborted_data

@@ -1,0 +1,124 @@
+/*
+ * Every cap smtpgate enforces, in one place, each with its reason.
+ * Timeouts, the message size, the recipient count, connection caps and the
+ * failed-AUTH delay come from the configuration ([smtpgate] keys, ranges
+ * checked in conf.c); the fixed caps are here.
+ */
+#ifndef SMTPGATE_LIMITS_H
+#define SMTPGATE_LIMITS_H
+
+/* ---- the SMTP server side ------------------------------------------------ */
+
+/* RFC 5321 4.5.3.1.4: "The maximum total length of a command line
+ * including the command word and the <CRLF> is 512 octets." Longer: one
+ * 500 5.5.6, then close (the rest of such a line is not a command). */
+#define SMTP_LINE_MAX 512
+
+/* RFC 4954 section 4: a server "MUST be able to accept" AUTH lines (the
+ * command with an initial response, and the responses) of 12288 octets.
+ * Only AUTH may use this; every other command is held to SMTP_LINE_MAX. */
+#define SMTP_AUTH_LINE_MAX 12288
+
+/* RFC 5321 4.5.3.1.1 and 4.5.3.1.2: local part 64 octets, domain 255. */
+#define SMTP_LOCAL_MAX  64
+#define SMTP_DOMAIN_MAX 255
+
+/* RFC 5321 4.5.3.1.3: a path is at most 256 octets "including the
+ * punctuation and element separators". */
+#define SMTP_PATH_MAX 256
+
+/* HELO/EHLO argument: a domain or an address literal; a domain is at most
+ * 255 octets (4.5.3.1.2), and the literal is shorter. It is logged and
+ * passed downstream (XCLIENT HELO=), so it is bounded. */
+#define SMTP_HELO_MAX 255
+
+/* A client that sends this many unknown, malformed or out-of-sequence
+ * commands is not a mail client (or is a probe): 421 and close. Postfix's
+ * smtpd_hard_error_limit defaults to 20; relay probes are cheap, so ours
+ * is tighter. Refused relays do not count: a mail client with a stale
+ * address list is not misbehaving. */
+#define SMTP_BAD_CMDS_MAX 10
+
+/* Failed AUTH attempts on one connection before 421 and close: guessing
+ * must reconnect and pay the accept and the delay again. */
+#define SMTP_AUTH_FAILS_MAX 3
+
+/* RFC 5321 4.5.3.1.8: servers must accept at least 100 recipients; more
+ * get 452 4.5.3 (the client sends them in the next transaction). The
+ * configured max_recipients may be higher, never lower (conf.c). */
+#define SMTP_RCPT_RFC_MIN 100
+
+/*
+ * RFC 5321 4.5.3.1.6: a text line is at most 1000 octets with CRLF. We
+ * PASS longer lines through: DATA is streamed, never held as lines, so a
+ * long line costs no memory here; the MTA applies its own policy
+ * (Postfix folds at line_length_limit). Refusing them would bounce real
+ * mail from broken clients. The message-size cap bounds the total.
+ * (Not a cap; written down because it is a deliberate choice.)
+ */
+
+/* DATA streaming back-pressure: stop reading the client when this much
+ * is waiting to be written to the MTA, read again below the low mark. */
+#define SMTP_DS_OUTPUT_HIGH (256 * 1024)
+#define SMTP_DS_OUTPUT_LOW  (64 * 1024)
+
+/* SIGTERM: sessions get this long to finish the command at hand (a DATA
+ * in flight) before the process exits anyway. */
+#define SMTP_SHUTDOWN_GRACE_S 30
+
+/* ---- the downstream (MTA) side ---------------------------------------- */
+
+/* RFC 5321 4.5.3.1.5: a reply line is at most 512 octets with CRLF. Our
+ * MTA is trusted, but a broken one must not make us buffer without end:
+ * a longer line is a protocol error (451 to the client). */
+#define DS_REPLY_LINE_MAX 512
+
+/* Lines in one reply (an EHLO reply lists ~15 extensions). */
+#define DS_REPLY_LINES_MAX 64
+
+/* Reply text kept to pass back to the client (all lines together). */
+#define DS_REPLY_TEXT_MAX 4096
+
+/* Commands queued or in flight on one MTA connection: a session has at
+ * most MAIL, RCPT and RSET outstanding; room to spare. */
+#define DS_QUEUE_MAX 8
+
+/* Seconds to wait for the MTA's answer to QUIT at session end, before
+ * just closing. */
+#define DS_QUIT_WAIT_S 5
+
+/* Idle MTA connections kept for the next session (a connect, a greeting
+ * and an EHLO saved per session), and for how long: well below the idle
+ * timeouts of MTAs (Postfix smtpd_timeout 300 s, RFC 5321 4.5.3.2.7's
+ * 5 minutes), so the MTA never closes one under us in practice. */
+#define DS_POOL_MAX    64
+#define DS_POOL_IDLE_S 10
+
+/* ---- policy service and WHOSON ----------------------------------------- */
+
+/* SMTPD_POLICY_README: one request is ~30 "name=value" lines of well under
+ * 100 octets each (Postfix caps the SMTP values it copies at 2048). A
+ * request that breaks these caps is not from Postfix: close. */
+#define POLICY_LINE_MAX    2048
+#define POLICY_ATTRS_MAX   64
+#define POLICY_REQUEST_MAX (16 * 1024)
+
+/* Concurrent policy connections: one per Postfix smtpd process
+ * (default_process_limit 100), with a wide margin. */
+#define POLICY_CONNS_MAX 4096
+
+/* Idle policy connection: Postfix closes its own after
+ * smtpd_policy_service_max_idle (300 s); ours is a backstop. */
+#define POLICY_IDLE_S 600
+
+/* WHOSON: "QUERY 2001:db8::1" or "LOGIN <addr> <user>": short lines, one
+ * per request, then the empty line. */
+#define WHOSON_LINE_MAX    512
+#define WHOSON_REQUEST_MAX 1024
+#define WHOSON_CONNS_MAX   1024
+#define WHOSON_IDLE_S      300
+
+/* User names written through WHOSON LOGIN: the same bound pop3d uses. */
+#define WHOSON_USER_MAX 255
+
+#endif

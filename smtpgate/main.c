@@ -1,0 +1,361 @@
+/*
+ * smtpgate: relay decisions from POP3 grants, behind three front doors
+ * (an SMTP gate in front of the MTA, a Postfix policy service, WHOSON).
+ *
+ * Start-up: read and check the configuration (all errors, then refuse),
+ * bind, read the user file, drop privileges, connect to Redis (in the
+ * background: decisions that need it answer 451 until it is there),
+ * serve. SIGHUP reloads the configuration, the TLS certificate, the user
+ * file and the sender map; SIGTERM stops accepting, lets commands in
+ * progress (a DATA) finish, and closes every session with 421.
+ */
+#include "smtpgate/downstream.h"
+#include "smtpgate/gate.h"
+#include "smtpgate/limits.h"
+#include "smtpgate/policy.h"
+#include "smtpgate/reqconn.h"
+#include "smtpgate/sendermap.h"
+#include "smtpgate/session.h"
+#include "smtpgate/whoson.h"
+
+#include "authbridge/auth.h"
+#include "authbridge/conf.h"
+#include "authbridge/daemon.h"
+#include "authbridge/grant.h"
+#include "authbridge/listen.h"
+#include "authbridge/log.h"
+#include "authbridge/redis.h"
+#include "authbridge/throttle.h"
+#include "authbridge/tls.h"
+#include "authbridge/users.h"
+#include "authbridge/util.h"
+#include "authbridge/workers.h"
+
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define DEFAULT_CONF  "/etc/authbridge/authbridge.conf"
+#define STOP_POLL_MS  50
+
+/* What a configuration brings besides the file: loaded and checked
+ * together, swapped together. */
+struct loaded {
+    struct ab_conf *conf;
+    SSL_CTX *tls;
+    struct sendermap *sendermap;
+};
+
+static void loaded_free(struct loaded *l)
+{
+    if (l->tls)
+        SSL_CTX_free(l->tls);
+    sendermap_free(l->sendermap);
+    conf_free(l->conf);
+    memset(l, 0, sizeof(*l));
+}
+
+static enum log_dest log_dest_of(const struct smtpgate_conf *sc)
+{
+    return sc->d.log == LOGTARGET_SYSLOG ? LOG_DEST_SYSLOG : LOG_DEST_STDERR;
+}
+
+/* ---- configuration ------------------------------------------------------ */
+
+static void check_users(const struct ab_conf *c, struct conf_errors *errs)
+{
+    const char *users = c->smtpgate.d.users;
+    char err[512];
+    struct userdb *db;
+
+    if (users[0] == '\0')
+        return;
+    if (daemon_check_secret_file(users, err, sizeof(err)) < 0)
+        conf_errors_add(errs, "%s: [smtpgate] users: %s", c->path, err);
+    else if ((db = userdb_load(users, errs)) != NULL)
+        userdb_unref(db);
+}
+
+static void check_tls(const struct ab_conf *c, struct conf_errors *errs,
+                      SSL_CTX **tls)
+{
+    const struct daemon_conf *d = &c->smtpgate.d;
+    char err[512];
+
+    if (d->tls_cert[0] == '\0')
+        return;
+    if (daemon_check_secret_file(d->tls_key, err, sizeof(err)) < 0) {
+        conf_errors_add(errs, "%s: [smtpgate] tls_key: %s", c->path, err);
+        return;
+    }
+    *tls = tls_server_ctx(d->tls_cert, d->tls_key, err, sizeof(err));
+    if (*tls == NULL)
+        conf_errors_add(errs, "%s: [smtpgate] TLS: %s", c->path, err);
+}
+
+/* The file, then everything it names: users, certificate, sender map. */
+static int load_checked(const char *path, struct loaded *l,
+                        struct conf_errors *errs)
+{
+    const struct smtpgate_conf *sc;
+
+    memset(l, 0, sizeof(*l));
+    l->conf = conf_load(path, errs);
+    if (l->conf == NULL)
+        return -1;
+    sc = &l->conf->smtpgate;
+    conf_require_smtpgate(l->conf, errs);
+    if (errs->n == 0) {
+        check_users(l->conf, errs);
+        check_tls(l->conf, errs, &l->tls);
+        if (sc->sender_map[0] != '\0')
+            l->sendermap = sendermap_load(sc->sender_map, errs);
+    }
+    if (errs->n == 0)
+        return 0;
+    loaded_free(l);
+    return -1;
+}
+
+/* ---- signals ------------------------------------------------------------- */
+
+static void reload(struct gate *g)
+{
+    struct conf_errors errs = { 0 };
+    struct loaded l;
+    const char *users;
+
+    if (load_checked(g->conf_path, &l, &errs) == 0) {
+        users = l.conf->smtpgate.d.users;
+        if (users[0] != '\0' && g->auth == NULL)
+            conf_errors_add(&errs, "%s: [smtpgate] users was added: restart "
+                            "to enable SMTP AUTH", g->conf_path);
+        else if (g->auth != NULL && users[0] != '\0')
+            auth_load(g->auth, users, &errs);
+    }
+    if (errs.n > 0) {
+        conf_errors_log(&errs);
+        log_err("event=reload_failed keeping=previous");
+        conf_errors_free(&errs);
+        loaded_free(&l);
+        return;
+    }
+    /* Sessions read the configuration through g at each use, running TLS
+     * connections hold their own reference to the old context, and the
+     * sender map is only read during a call: all three swap now. */
+    if (g->tls)
+        SSL_CTX_free(g->tls);
+    g->tls = l.tls;
+    sendermap_free(g->sendermap);
+    g->sendermap = l.sendermap;
+    conf_free(g->conf);
+    g->conf = l.conf;
+    g->sc = &l.conf->smtpgate;
+    conncap_set_limits(g->cap, g->sc->d.max_connections,
+                       g->sc->d.max_connections_per_addr);
+    throttle_set_conf(g->throttle, &g->conf->throttle);
+    if (g->auth)
+        auth_set_cache_ttl(g->auth, g->sc->d.auth_cache_ttl);
+    log_set_dest(log_dest_of(g->sc));
+    log_info("event=reloaded conf=%s (listen, redis and grant settings need a "
+             "restart)", log_esc(g->conf_path));
+}
+
+static void stop_poll(evutil_socket_t fd, short what, void *arg)
+{
+    struct gate *g = arg;
+    static uint64_t started;
+
+    (void)fd;
+    (void)what;
+    if (started == 0)
+        started = ab_now_ms();
+    if ((g->nsessions == 0 && (!g->workers || workers_busy(g->workers) == 0)) ||
+        ab_now_ms() - started > SMTP_SHUTDOWN_GRACE_S * 1000ULL)
+        event_base_loopexit(g->base, NULL);
+}
+
+static struct event *stop_timer;
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct gate *g = arg;
+    struct timeval poll = { 0, STOP_POLL_MS * 1000 };
+
+    (void)what;
+    if (sig == SIGHUP) {
+        reload(g);
+        return;
+    }
+    if (g->stopping)
+        return;
+    log_info("event=stopping signal=%d sessions=%u", (int)sig, g->nsessions);
+    g->stopping = true;
+    listeners_free(g->listeners);
+    g->listeners = NULL;
+    smtp_session_shutdown_all(g);
+    stop_timer = event_new(g->base, -1, EV_PERSIST, stop_poll, g);
+    evtimer_add(stop_timer, &poll);
+}
+
+/* ---- start-up -------------------------------------------------------------- */
+
+static int add_list(struct gate *g, const struct endpoint_list *l, int kind,
+                    listen_accept_fn *fn)
+{
+    char err[256];
+
+    for (size_t i = 0; i < l->n; i++)
+        if (listeners_add(g->listeners, &l->v[i], kind, fn, g, err,
+                          sizeof(err)) < 0) {
+            log_err("event=startup_failed error=%s", log_esc(err));
+            return -1;
+        }
+    return 0;
+}
+
+static int open_listeners(struct gate *g)
+{
+    const struct smtpgate_conf *sc = g->sc;
+
+    g->listeners = listeners_new(g->base);
+    return add_list(g, &sc->d.listen, GATE_LISTEN_SMTP, smtp_session_accept) |
+           add_list(g, &sc->d.listen_tls, GATE_LISTEN_SMTPS,
+                    smtp_session_accept) |
+           add_list(g, &sc->policy_listen, GATE_LISTEN_POLICY, policy_accept) |
+           add_list(g, &sc->whoson_listen, GATE_LISTEN_WHOSON, whoson_accept);
+}
+
+/* Before dropping privileges: the user file may be readable by root only. */
+static int load_users(struct gate *g)
+{
+    struct conf_errors errs = { 0 };
+
+    if (g->sc->d.users[0] == '\0')
+        return 0;
+    g->auth = auth_new(g->base, g->sc->d.auth_cache_ttl);
+    if (auth_load(g->auth, g->sc->d.users, &errs) == 0)
+        return 0;
+    conf_errors_log(&errs);
+    conf_errors_free(&errs);
+    return -1;
+}
+
+static void start_services(struct gate *g)
+{
+    const struct ab_conf *c = g->conf;
+    struct grant_settings gs = {
+        .prefix = c->redis.prefix, .node = g->sc->d.node, .ttl = c->grant.ttl,
+        .ipv6_prefix = c->grant.ipv6_prefix, .log_maxlen = c->redis.log_maxlen,
+        .replicas = c->grant.replicas, .timeout_ms = c->redis.timeout_ms,
+    };
+
+    g->redis = rconn_new(g->base, &c->redis);
+    g->grants = grant_store_new(g->redis, &gs);
+    g->throttle = throttle_new(g->redis, c->redis.prefix, &c->throttle);
+    if (g->auth != NULL) {
+        g->workers = workers_new(g->base, g->sc->d.worker_threads);
+        auth_set_workers(g->auth, g->workers);
+    }
+    g->cap = conncap_new(g->sc->d.max_connections,
+                         g->sc->d.max_connections_per_addr);
+}
+
+static void free_all(struct gate *g)
+{
+    /* Order matters: sessions first (those with a pending callback stay
+     * until it comes), then the sources of callbacks (workers, Redis),
+     * then what the callbacks used. */
+    smtp_session_close_all(g);
+    listeners_free(g->listeners);
+    workers_free(g->workers);
+    rconn_free(g->redis);
+    reqconn_free_all();
+    ds_free_all();
+    auth_free(g->auth);
+    grant_store_free(g->grants);
+    throttle_free(g->throttle);
+    conncap_free(g->cap);
+    if (g->tls)
+        SSL_CTX_free(g->tls);
+    sendermap_free(g->sendermap);
+    conf_free(g->conf);
+    if (stop_timer)
+        event_free(stop_timer);
+    event_base_free(g->base);
+}
+
+static int setup(struct gate *g, const struct daemon_opts *o)
+{
+    char err[256];
+
+    if (o->detach) {
+        daemon_detach();
+        log_set_dest(LOG_DEST_SYSLOG);
+    } else {
+        log_set_dest(log_dest_of(g->sc));
+    }
+    signal(SIGPIPE, SIG_IGN);
+    daemon_raise_nofile();
+    g->base = event_base_new();
+    if (g->base == NULL || open_listeners(g) < 0 || load_users(g) < 0)
+        return -1;
+    if (daemon_drop_privileges(g->sc->d.user, err, sizeof(err)) < 0) {
+        log_err("event=startup_failed error=%s", log_esc(err));
+        return -1;
+    }
+    start_services(g);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const int signums[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT };
+    struct daemon_opts o;
+    struct conf_errors errs = { 0 };
+    struct gate g;
+    struct loaded l;
+    struct event *sigs[AB_ARRAY_LEN(signums)];
+
+    daemon_parse_args(argc, argv, "smtpgate", DEFAULT_CONF, &o);
+    log_init("smtpgate", LOG_DEST_STDERR, o.verbose);
+    if (load_checked(o.conf_path, &l, &errs) < 0) {
+        conf_errors_print(&errs);
+        conf_errors_free(&errs);
+        return 1;
+    }
+    if (o.test_only) {
+        printf("%s: configuration OK\n", o.conf_path);
+        loaded_free(&l);
+        return 0;
+    }
+    memset(&g, 0, sizeof(g));
+    TAILQ_INIT(&g.sessions);
+    g.conf_path = o.conf_path;
+    g.conf = l.conf;
+    g.sc = &l.conf->smtpgate;
+    g.tls = l.tls;
+    g.sendermap = l.sendermap;
+    if (setup(&g, &o) < 0)
+        return 1;
+    for (size_t i = 0; i < AB_ARRAY_LEN(signums); i++) {
+        sigs[i] = evsignal_new(g.base, signums[i], on_signal, &g);
+        evsignal_add(sigs[i], NULL);
+    }
+    log_info("event=started smtp=%zu smtps=%zu policy=%zu whoson=%zu "
+             "downstream=%s redis=%s", g.sc->d.listen.n, g.sc->d.listen_tls.n,
+             g.sc->policy_listen.n, g.sc->whoson_listen.n,
+             g.sc->downstream.family ? g.sc->downstream.text : "none",
+             g.conf->redis.sentinels.n ? "sentinel" :
+             g.conf->redis.address.text);
+    event_base_dispatch(g.base);
+    policy_log_summary();
+    log_info("event=stopped");
+    for (size_t i = 0; i < AB_ARRAY_LEN(signums); i++)
+        event_free(sigs[i]);
+    free_all(&g);
+    return 0;
+}

@@ -1,0 +1,238 @@
+/*
+ * Per request: parse in place, one pipelined HGET (grant_store_lookup),
+ * one write. No allocation of our own on the way; what the answer needs
+ * (addresses for the log) is copied into the connection's struct.
+ *
+ * Logging: every OK goes to the Redis log stream (relay-allowed, what
+ * `authbridge watch` and `stats` read) and to the text log at debug
+ * level; outages (DEFER) and sender mismatches at info. A request
+ * without a grant is no decision of ours (Postfix decides, and logs it).
+ * Once a minute (at the next request) an info line sums the answers. A
+ * text line for every OK would cost a write() per request, a tenth of
+ * the service's throughput, to repeat what Postfix and the stream say.
+ */
+#include "smtpgate/policy.h"
+#include "smtpgate/gate.h"
+#include "smtpgate/limits.h"
+#include "smtpgate/relay.h"
+#include "smtpgate/reqconn.h"
+
+#include "authbridge/conf.h"
+#include "authbridge/daemon.h"
+#include "authbridge/grant.h"
+#include "authbridge/log.h"
+#include "authbridge/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define REPLY_OK    "action=OK\n\n"
+#define REPLY_DUNNO "action=DUNNO\n\n"
+#define REPLY_DEFER "action=DEFER_IF_REJECT 4.3.0 Relay permission cannot " \
+                    "be checked right now, try again later\n\n"
+
+struct policy_conn {
+    struct gate *g;
+    struct reqconn *rc;
+    char sid[17];
+    struct ab_addr client;
+    char client_text[ADDR_TEXT_MAX];
+    char sender[SMTP_PATH_MAX + 1];
+    char rcpt[SMTP_PATH_MAX + 1];
+    char helo[SMTP_HELO_MAX + 1];
+};
+
+#define SUMMARY_EVERY_MS 60000
+
+/* Answers since the last summary line. */
+static struct {
+    unsigned long ok, dunno, defer, mismatch, unusable, bad;
+    uint64_t since_ms;
+} counts;
+
+static const struct reqconn_limits policy_limits = {
+    .line_max = POLICY_LINE_MAX, .lines_max = POLICY_ATTRS_MAX,
+    .request_max = POLICY_REQUEST_MAX, .idle_s = POLICY_IDLE_S,
+};
+
+/* ---- parsing ------------------------------------------------------------ */
+
+static bool valid_name(const char *s, size_t n)
+{
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
+              s[i] == '_'))
+            return false;
+    return true;
+}
+
+static bool name_is(const char *s, size_t n, const char *name)
+{
+    return strlen(name) == n && memcmp(s, name, n) == 0;
+}
+
+int policy_parse(char **lines, size_t n, struct policy_req *r)
+{
+    static const struct { const char *name; size_t off; } wanted[] = {
+        { "request", offsetof(struct policy_req, request) },
+        { "protocol_state", offsetof(struct policy_req, protocol_state) },
+        { "client_address", offsetof(struct policy_req, client_address) },
+        { "helo_name", offsetof(struct policy_req, helo_name) },
+        { "sender", offsetof(struct policy_req, sender) },
+        { "recipient", offsetof(struct policy_req, recipient) },
+    };
+
+    memset(r, 0, sizeof(*r));
+    for (size_t i = 0; i < n; i++) {
+        const char *eq = strchr(lines[i], '=');
+        size_t len;
+        if (eq == NULL || !valid_name(lines[i], (size_t)(eq - lines[i])))
+            return -1;
+        len = (size_t)(eq - lines[i]);
+        for (size_t k = 0; k < AB_ARRAY_LEN(wanted); k++)
+            if (name_is(lines[i], len, wanted[k].name))
+                *(const char **)((char *)r + wanted[k].off) = eq + 1;
+    }
+    r->nattrs = (unsigned)n;
+    return 0;
+}
+
+/* ---- answering -------------------------------------------------------------- */
+
+static void copy_attr(char *dst, size_t size, const char *v)
+{
+    snprintf(dst, size, "%s", v ? v : "");
+}
+
+static struct relay_query query_of(const struct policy_conn *pc)
+{
+    struct relay_query q = {
+        .via = "policy", .sid = pc->sid, .client = &pc->client,
+        .client_text = pc->client_text, .helo = pc->helo,
+        .sender = pc->sender, .rcpt = pc->rcpt,
+    };
+    return q;
+}
+
+void policy_log_summary(void)
+{
+    if (counts.ok + counts.dunno + counts.defer + counts.mismatch +
+        counts.unusable + counts.bad > 0)
+        log_info("event=policy_summary ok=%lu dunno=%lu defer=%lu "
+                 "sender_mismatch=%lu unusable=%lu bad=%lu", counts.ok,
+                 counts.dunno, counts.defer, counts.mismatch, counts.unusable,
+                 counts.bad);
+    memset(&counts, 0, sizeof(counts));
+    counts.since_ms = ab_now_ms();
+}
+
+static void count(unsigned long *counter)
+{
+    uint64_t now = ab_now_ms();
+
+    (*counter)++;
+    if (counts.since_ms == 0)
+        counts.since_ms = now;
+    else if (now - counts.since_ms >= SUMMARY_EVERY_MS)
+        policy_log_summary();
+}
+
+static void grant_cb(enum grant_status st, const char *user, long long ttl,
+                     void *arg)
+{
+    struct policy_conn *pc = arg;
+    enum relay_path path = relay_grant_outcome(pc->g->sc, pc->g->sendermap,
+                                               st, user, pc->sender);
+    struct relay_query q = query_of(pc);
+
+    (void)ttl;
+    switch (path) {
+    case RELAY_GRANT:
+        relay_record(pc->g, &q, path, user, LOG_DEBUG);
+        reqconn_reply(pc->rc, REPLY_OK, sizeof(REPLY_OK) - 1);
+        count(&counts.ok);
+        return;
+    case RELAY_TEMPFAIL:
+        relay_record(pc->g, &q, path, user, LOG_INFO);
+        reqconn_reply(pc->rc, REPLY_DEFER, sizeof(REPLY_DEFER) - 1);
+        count(&counts.defer);
+        return;
+    case RELAY_SENDER_MISMATCH:
+        relay_record(pc->g, &q, path, user, LOG_INFO);
+        count(&counts.mismatch);
+        break;
+    default:
+        log_debug("event=policy sid=%s client=%s rcpt=%s action=DUNNO",
+                  pc->sid, pc->client_text, log_esc(pc->rcpt));
+        count(&counts.dunno);
+        break;
+    }
+    reqconn_reply(pc->rc, REPLY_DUNNO, sizeof(REPLY_DUNNO) - 1);
+}
+
+static void on_request(struct reqconn *rc, char **lines, size_t n, void *arg)
+{
+    struct policy_conn *pc = arg;
+    struct policy_req r;
+
+    if (policy_parse(lines, n, &r) < 0 || n == 0) {
+        log_info("event=policy_bad_request sid=%s peer=%s", pc->sid,
+                 reqconn_peer_text(rc));
+        count(&counts.bad);
+        reqconn_close(rc);
+        return;
+    }
+    if (r.request == NULL || strcmp(r.request, "smtpd_access_policy") != 0 ||
+        r.client_address == NULL ||
+        addr_parse(r.client_address, &pc->client) < 0) {
+        log_info("event=policy_unusable_request sid=%s request=%s client=%s "
+                 "action=DUNNO", pc->sid, log_esc(r.request),
+                 log_esc(r.client_address));
+        count(&counts.unusable);
+        reqconn_reply(rc, REPLY_DUNNO, sizeof(REPLY_DUNNO) - 1);
+        return;
+    }
+    addr_format(&pc->client, pc->client_text);
+    copy_attr(pc->sender, sizeof(pc->sender), r.sender);
+    copy_attr(pc->rcpt, sizeof(pc->rcpt), r.recipient);
+    copy_attr(pc->helo, sizeof(pc->helo), r.helo_name);
+    grant_store_lookup(pc->g->grants, &pc->client, grant_cb, pc);
+}
+
+static void on_close(void *arg)
+{
+    struct policy_conn *pc = arg;
+
+    pc->g->npolicy--;
+    log_debug("event=policy_disconnect sid=%s", pc->sid);
+    free(pc);
+}
+
+static const struct reqconn_ops policy_ops = { on_request, on_close };
+
+void policy_accept(evutil_socket_t fd, struct sockaddr *sa, socklen_t len,
+                   int kind, void *arg)
+{
+    struct gate *g = arg;
+    struct policy_conn *pc;
+
+    (void)len;
+    (void)kind;
+    if (g->stopping || g->npolicy >= POLICY_CONNS_MAX) {
+        log_warn("event=policy_refused reason=%s",
+                 g->stopping ? "stopping" : "too_many_connections");
+        close(fd);
+        return;
+    }
+    pc = ab_calloc(1, sizeof(*pc));
+    pc->g = g;
+    daemon_session_id(pc->sid);
+    g->npolicy++;
+    pc->rc = reqconn_new(g->base, fd, sa, &policy_limits, &policy_ops, pc);
+    log_debug("event=policy_connect sid=%s peer=%s", pc->sid,
+              reqconn_peer_text(pc->rc));
+}

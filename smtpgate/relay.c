@@ -1,0 +1,107 @@
+#include "smtpgate/relay.h"
+#include "smtpgate/gate.h"
+#include "smtpgate/sendermap.h"
+
+#include "authbridge/log.h"
+#include "authbridge/util.h"
+
+#include <string.h>
+
+enum relay_path relay_decide_now(const struct smtpgate_conf *sc,
+                                 const struct relay_query *q)
+{
+    if (q->rcpt_local)
+        return RELAY_LOCAL;
+    if (cidr_list_match(&sc->d.trusted_networks, q->client))
+        return RELAY_TRUSTED;
+    if (q->auth_user != NULL)
+        return RELAY_AUTH;
+    return RELAY_NEED_GRANT;
+}
+
+bool relay_sender_owned(const struct strlist *local_domains,
+                        const struct sendermap *map, const char *sender,
+                        const char *login)
+{
+    const char *at = strrchr(sender, '@');
+    size_t llen = strlen(login);
+
+    if (sender[0] == '\0' || at == NULL)
+        return false;
+    if (strchr(login, '@') != NULL) {
+        if (ab_strcaseeq(sender, login))
+            return true;
+    } else if ((size_t)(at - sender) == llen &&
+               ab_strncaseeq(sender, login, llen) &&
+               strlist_contains_ci(local_domains, at + 1, strlen(at + 1))) {
+        return true;
+    }
+    return sendermap_owns(map, sender, login);
+}
+
+enum relay_path relay_grant_outcome(const struct smtpgate_conf *sc,
+                                    const struct sendermap *map,
+                                    enum grant_status st, const char *user,
+                                    const char *sender)
+{
+    switch (st) {
+    case GRANT_UNAVAILABLE:
+        return RELAY_TEMPFAIL;
+    case GRANT_NONE:
+        return RELAY_DENIED;
+    case GRANT_OK:
+        break;
+    }
+    if (sc->sender_binding &&
+        !relay_sender_owned(&sc->local_domains, map, sender, user))
+        return RELAY_SENDER_MISMATCH;
+    return RELAY_GRANT;
+}
+
+bool relay_allowed(enum relay_path p)
+{
+    return p == RELAY_LOCAL || p == RELAY_TRUSTED || p == RELAY_AUTH ||
+           p == RELAY_GRANT;
+}
+
+const char *relay_path_name(enum relay_path p)
+{
+    switch (p) {
+    case RELAY_LOCAL:           return "local";
+    case RELAY_TRUSTED:         return "trusted";
+    case RELAY_AUTH:            return "auth";
+    case RELAY_GRANT:           return "grant";
+    case RELAY_DENIED:          return "denied";
+    case RELAY_TEMPFAIL:        return "tempfail";
+    case RELAY_SENDER_MISMATCH: return "sender_mismatch";
+    case RELAY_NEED_GRANT:      return "need_grant";
+    }
+    return "?";
+}
+
+/* The stream's event name: what `authbridge stats` counts. */
+static const char *stream_event(enum relay_path p)
+{
+    if (relay_allowed(p))
+        return "relay-allowed";
+    return p == RELAY_TEMPFAIL ? "relay-tempfail" : "relay-denied";
+}
+
+void relay_record(struct gate *g, const struct relay_query *q,
+                  enum relay_path path, const char *user, int prio)
+{
+    const char *u = user ? user : q->auth_user;
+
+    log_msg(prio, "event=rcpt via=%s sid=%s client=%s helo=%s sender=%s rcpt=%s "
+            "path=%s user=%s why=%s", q->via, q->sid, q->client_text,
+            log_esc(q->helo), log_esc(q->sender), log_esc(q->rcpt),
+            relay_path_name(path), log_esc(u ? u : ""), q->why ? q->why : "-");
+    /* Local deliveries are inbound mail, not relays: the log line only. */
+    if (path == RELAY_LOCAL)
+        return;
+    grant_store_log(g->grants, stream_event(path), "via", q->via,
+                    "sid", q->sid, "client", q->client_text,
+                    "helo", q->helo, "sender", q->sender, "rcpt", q->rcpt,
+                    "path", relay_path_name(path), "user", u ? u : "",
+                    NULL);
+}

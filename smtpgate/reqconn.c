@@ -1,0 +1,311 @@
+#include "smtpgate/reqconn.h"
+
+#include "authbridge/log.h"
+#include "authbridge/util.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define REQCONN_BUF_FIRST 2048    /* most requests fit; grows to the cap */
+
+struct reqconn {
+    LIST_ENTRY(reqconn) link;
+    evutil_socket_t fd;
+    struct event *rev, *wev;
+    const struct reqconn_limits *lim;
+    const struct reqconn_ops *ops;
+    void *arg;
+    struct ab_addr peer;
+    char peer_text[ADDR_TEXT_MAX];
+
+    char *buf;                    /* input */
+    size_t len, cap;
+    size_t cur_used;              /* octets of the request being answered */
+    char **lines;
+
+    char *out;                    /* output the socket did not take yet */
+    size_t outlen, outcap;
+
+    bool busy;                    /* a request is outstanding */
+    bool gone;                    /* peer closed, error, or we close */
+    bool in_process;
+    bool reading;
+};
+
+static LIST_HEAD(, reqconn) all = LIST_HEAD_INITIALIZER(all);
+
+/* ---- parsing ------------------------------------------------------------ */
+
+/* Length of the line at p (without CR LF), or -1 if incomplete. */
+static long line_at(const char *p, size_t left, size_t *next)
+{
+    const char *nl = memchr(p, '\n', left);
+    size_t n;
+
+    if (nl == NULL)
+        return -1;
+    n = (size_t)(nl - p);
+    *next = n + 1;
+    if (n > 0 && p[n - 1] == '\r')
+        n--;
+    return (long)n;
+}
+
+int reqblock_parse(char *buf, size_t len, const struct reqconn_limits *lim,
+                   char **lines, size_t *n, size_t *used)
+{
+    size_t pos = 0, count = 0, next;
+    long l;
+
+    /* First find the end, touching nothing: an incomplete request is
+     * parsed again when more arrives. */
+    for (;;) {
+        if (pos >= lim->request_max)
+            return -1;
+        l = line_at(buf + pos, len - pos, &next);
+        if (l < 0)
+            return len - pos > lim->line_max + 2 ? -1 : 0;
+        if ((size_t)l > lim->line_max || memchr(buf + pos, '\0', (size_t)l))
+            return -1;
+        if (l == 0)
+            break;
+        if (++count > lim->lines_max)
+            return -1;
+        pos += next;
+    }
+    *used = pos + next;
+    if (*used > lim->request_max)
+        return -1;
+    /* Then split in place. */
+    pos = 0;
+    for (size_t i = 0; i < count; i++) {
+        l = line_at(buf + pos, len - pos, &next);
+        lines[i] = buf + pos;
+        buf[pos + (size_t)l] = '\0';
+        pos += next;
+    }
+    *n = count;
+    return 1;
+}
+
+/* ---- the connection --------------------------------------------------------- */
+
+static void rc_free(struct reqconn *rc)
+{
+    LIST_REMOVE(rc, link);
+    rc->ops->on_close(rc->arg);
+    event_free(rc->rev);
+    event_free(rc->wev);
+    evutil_closesocket(rc->fd);
+    free(rc->buf);
+    free(rc->out);
+    free(rc->lines);
+    free(rc);
+}
+
+/* Mark gone; free now unless a request is outstanding or we are inside
+ * the processing loop (it frees on the way out). */
+static void rc_gone(struct reqconn *rc)
+{
+    rc->gone = true;
+    event_del(rc->rev);
+    event_del(rc->wev);
+    if (!rc->busy && !rc->in_process)
+        rc_free(rc);
+}
+
+static void set_reading(struct reqconn *rc, bool on)
+{
+    struct timeval tv = { rc->lim->idle_s, 0 };
+
+    if (on == rc->reading || rc->gone)
+        return;
+    rc->reading = on;
+    if (on)
+        event_add(rc->rev, &tv);
+    else
+        event_del(rc->rev);
+}
+
+static void process(struct reqconn *rc)
+{
+    size_t n;
+    int r;
+
+    rc->in_process = true;
+    while (!rc->busy && !rc->gone && rc->len > 0) {
+        r = reqblock_parse(rc->buf, rc->len, rc->lim, rc->lines, &n,
+                           &rc->cur_used);
+        if (r == 0 && rc->len < rc->lim->request_max)
+            break;
+        if (r <= 0) {
+            log_info("event=request_refused client=%s reason=\"over a limit "
+                     "or malformed\"", rc->peer_text);
+            rc_gone(rc);
+            break;
+        }
+        rc->busy = true;
+        rc->ops->on_request(rc, rc->lines, n, rc->arg);
+    }
+    rc->in_process = false;
+    if (rc->gone && !rc->busy)
+        rc_free(rc);
+}
+
+/* Room to read into: grow up to the cap, but never while a request's
+ * lines point into the buffer. */
+static bool make_room(struct reqconn *rc)
+{
+    size_t max = rc->lim->request_max;
+
+    if (rc->len < rc->cap)
+        return true;
+    if (rc->busy || rc->cap >= max)
+        return false;
+    rc->cap = rc->cap * 2 > max ? max : rc->cap * 2;
+    rc->buf = ab_realloc(rc->buf, rc->cap);
+    return true;
+}
+
+static void read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct reqconn *rc = arg;
+    ssize_t n;
+
+    if (what & EV_TIMEOUT) {
+        if (!rc->busy)
+            rc_gone(rc);
+        return;
+    }
+    if (!make_room(rc)) {
+        set_reading(rc, false);   /* busy and full: wait for the reply */
+        return;
+    }
+    n = read(fd, rc->buf + rc->len, rc->cap - rc->len);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (n <= 0) {
+        rc_gone(rc);
+        return;
+    }
+    rc->len += (size_t)n;
+    if (!rc->busy)
+        process(rc);
+}
+
+static void write_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct reqconn *rc = arg;
+    ssize_t n = send(fd, rc->out, rc->outlen, MSG_NOSIGNAL);
+
+    (void)what;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (n < 0) {
+        rc_gone(rc);
+        return;
+    }
+    memmove(rc->out, rc->out + n, rc->outlen - (size_t)n);
+    rc->outlen -= (size_t)n;
+    if (rc->outlen == 0)
+        event_del(rc->wev);
+}
+
+static void queue_output(struct reqconn *rc, const char *data, size_t len)
+{
+    if (rc->outlen + len > rc->outcap) {
+        rc->outcap = rc->outlen + len;
+        rc->out = ab_realloc(rc->out, rc->outcap);
+    }
+    memcpy(rc->out + rc->outlen, data, len);
+    rc->outlen += len;
+    event_add(rc->wev, NULL);
+}
+
+/* Write now if nothing is queued: the common case is one send(). */
+static bool send_reply(struct reqconn *rc, const char *data, size_t len)
+{
+    ssize_t n = 0;
+
+    if (rc->outlen == 0) {
+        n = send(rc->fd, data, len, MSG_NOSIGNAL);
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            return false;
+        if (n < 0)
+            n = 0;
+    }
+    if ((size_t)n < len)
+        queue_output(rc, data + n, len - (size_t)n);
+    return true;
+}
+
+void reqconn_reply(struct reqconn *rc, const char *data, size_t len)
+{
+    rc->busy = false;
+    if (rc->gone || !send_reply(rc, data, len)) {
+        rc_gone(rc);
+        return;
+    }
+    memmove(rc->buf, rc->buf + rc->cur_used, rc->len - rc->cur_used);
+    rc->len -= rc->cur_used;
+    rc->cur_used = 0;
+    set_reading(rc, true);
+    if (!rc->in_process)
+        process(rc);
+}
+
+void reqconn_close(struct reqconn *rc)
+{
+    rc->busy = false;
+    rc_gone(rc);
+}
+
+const struct ab_addr *reqconn_peer(const struct reqconn *rc)
+{
+    return &rc->peer;
+}
+
+const char *reqconn_peer_text(const struct reqconn *rc)
+{
+    return rc->peer_text;
+}
+
+struct reqconn *reqconn_new(struct event_base *base, evutil_socket_t fd,
+                            const struct sockaddr *sa,
+                            const struct reqconn_limits *lim,
+                            const struct reqconn_ops *ops, void *arg)
+{
+    struct reqconn *rc = ab_calloc(1, sizeof(*rc));
+
+    evutil_make_socket_nonblocking(fd);
+    rc->fd = fd;
+    rc->lim = lim;
+    rc->ops = ops;
+    rc->arg = arg;
+    if (addr_from_sockaddr(sa, &rc->peer) == 0)
+        addr_format(&rc->peer, rc->peer_text);
+    else
+        memcpy(rc->peer_text, "local", 6);
+    rc->cap = REQCONN_BUF_FIRST < lim->request_max ? REQCONN_BUF_FIRST
+                                                   : lim->request_max;
+    rc->buf = ab_malloc(rc->cap);
+    rc->lines = ab_calloc(lim->lines_max, sizeof(*rc->lines));
+    rc->rev = event_new(base, fd, EV_READ | EV_PERSIST, read_cb, rc);
+    rc->wev = event_new(base, fd, EV_WRITE | EV_PERSIST, write_cb, rc);
+    LIST_INSERT_HEAD(&all, rc, link);
+    set_reading(rc, true);
+    return rc;
+}
+
+void reqconn_free_all(void)
+{
+    struct reqconn *rc;
+
+    while ((rc = LIST_FIRST(&all)) != NULL)
+        rc_free(rc);
+}
