@@ -28,6 +28,7 @@ struct conn {
     size_t drain_low;
     bool tls;
     bool closing;                 /* close after flush */
+    bool timed_out;               /* ending for inactivity */
     bool ended;
 };
 
@@ -94,7 +95,6 @@ struct conn *conn_new(struct event_base *base, evutil_socket_t fd,
         addr_format(&c->peer, c->peer_text);
     else
         snprintf(c->peer_text, sizeof(c->peer_text), "local");
-    evutil_make_socket_nonblocking(fd);
     if (tls_ctx != NULL) {
         c->bev = tls_bev(c, fd, tls_ctx);
         c->tls = true;
@@ -297,11 +297,29 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
     }
     if (c->closing) {
         if (left == 0)
-            end(c, CONN_DONE);
+            end(c, c->timed_out ? CONN_TIMEOUT : CONN_DONE);
         return;
     }
     if (c->ops->on_drain && c->drain_low > 0 && left <= c->drain_low)
         c->ops->on_drain(c, c->arg);
+}
+
+/* Say goodbye if the owner wants to: not to a client that stopped
+ * reading (a write timeout), nor twice, nor while closing anyway. */
+static void timed_out(struct conn *c, short what)
+{
+    struct timeval farewell = { CONN_FAREWELL_S, 0 };
+
+    if (c->ops->on_timeout == NULL || (what & BEV_EVENT_WRITING) ||
+        c->timed_out || c->closing || c->pending_tls != NULL) {
+        end(c, CONN_TIMEOUT);
+        return;
+    }
+    c->timed_out = true;
+    bufferevent_set_timeouts(c->bev, NULL, &farewell);
+    c->ops->on_timeout(c, c->arg);
+    bufferevent_enable(c->bev, EV_WRITE);
+    conn_close_after_flush(c);
 }
 
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -313,7 +331,7 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
     if (what & BEV_EVENT_CONNECTED)
         return;
     if (what & BEV_EVENT_TIMEOUT) {
-        end(c, CONN_TIMEOUT);
+        timed_out(c, what);
         return;
     }
     if (what & BEV_EVENT_EOF) {

@@ -33,7 +33,15 @@ struct conn_ops {
     void (*on_input)(struct conn *c, void *arg);
     void (*on_drain)(struct conn *c, void *arg);
     void (*on_end)(struct conn *c, enum conn_end why, void *arg);
+    /*
+     * Optional: the connection idled past its timeout. The owner may
+     * queue a last line ("421 ... timeout"); it is then flushed (for at
+     * most CONN_FAREWELL_S seconds) and on_end(CONN_TIMEOUT) follows.
+     */
+    void (*on_timeout)(struct conn *c, void *arg);
 };
+
+#define CONN_FAREWELL_S 5
 
 enum line_result {
     LINE_OK,           /* a line, without its CRLF / LF */
@@ -42,7 +50,8 @@ enum line_result {
     LINE_BAD,          /* held a NUL or a bare CR: consumed, refuse it */
 };
 
-/* tls_ctx non-NULL: implicit TLS (handshake first, RFC 8314). */
+/* fd must be non-blocking (evconnlistener's are). tls_ctx non-NULL:
+ * implicit TLS (handshake first, RFC 8314). */
 struct conn *conn_new(struct event_base *base, evutil_socket_t fd,
                       const struct sockaddr *sa, SSL_CTX *tls_ctx,
                       const struct conn_ops *ops, void *arg);

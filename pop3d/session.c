@@ -240,7 +240,16 @@ static void on_end(struct conn *c, enum conn_end why, void *arg)
     session_unref_dead(s);
 }
 
-static const struct conn_ops session_ops = { on_input, on_drain, on_end };
+/* RFC 1939 calls it the autologout timer; say so before closing. */
+static void on_timeout(struct conn *c, void *arg)
+{
+    (void)c;
+    session_reply(arg, "-ERR Disconnected for inactivity.");
+}
+
+static const struct conn_ops session_ops = {
+    on_input, on_drain, on_end, on_timeout
+};
 
 /* ---- mailbox release and UPDATE ---------------------------------------------- */
 
@@ -352,7 +361,6 @@ void session_accept(evutil_socket_t fd, struct sockaddr *sa, socklen_t len,
          * it as garbage. The socket is non-blocking: never wait here. */
         if (kind == LISTEN_PLAIN && !srv->stopping) {
             const char *msg = cap_refusal(cr);
-            evutil_make_socket_nonblocking(fd);
             (void)!write(fd, msg, strlen(msg));
         }
         log_info("event=connection_refused rip=%s reason=%s", text,

@@ -543,7 +543,16 @@ static void on_end(struct conn *c, enum conn_end why, void *arg)
         session_free(s);
 }
 
-static const struct conn_ops session_ops = { on_input, NULL, on_end };
+/* RFC 5321 4.5.3.2: a server that times out should say 421 first. */
+static void on_timeout(struct conn *c, void *arg)
+{
+    struct smtp_session *s = arg;
+
+    (void)c;
+    smtp_reply(s, "421 4.4.2 %s Error: timeout exceeded", s->g->sc->hostname);
+}
+
+static const struct conn_ops session_ops = { on_input, NULL, on_end, on_timeout };
 
 /* Over a cap: say so in plain text (not on the TLS port) and close. */
 static void refuse_connection(struct gate *g, evutil_socket_t fd, int kind,

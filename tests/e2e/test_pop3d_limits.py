@@ -137,6 +137,7 @@ def test_login_timeout(pop3d_factory):
     r = d.raw()
     assert not r.closed(timeout=0.5)
     assert r.closed(timeout=4)
+    assert r.buf == b"-ERR Disconnected for inactivity.\r\n"
 
 
 def test_idle_timeout_after_login(pop3d_factory):

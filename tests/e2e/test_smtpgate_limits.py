@@ -146,6 +146,8 @@ def test_command_timeout(gate_factory):
     r = g.raw()
     r.cmd("EHLO c.example")
     started = time.monotonic()
+    code, text = r.reply()        # RFC 5321 4.5.3.2: 421 before closing
+    assert (code, text) == (421, "4.4.2 gate.test Error: timeout exceeded")
     assert r.closed(timeout=5)
     assert 0.8 < time.monotonic() - started < 3
     g.wait_log(r"event=disconnect .*reason=timeout")
