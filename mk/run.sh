@@ -17,6 +17,8 @@ die() { say "make run: $*" >&2; exit 1; }
 cleanup() {
     trap - EXIT INT TERM
     for pid in $PIDS; do kill "$pid" 2>/dev/null || true; done
+    sleep 0.3
+    for pid in $PIDS; do kill -9 "$pid" 2>/dev/null || true; done
     if [ -f "$RUN/postfix/main.cf" ] && [ "$(id -u)" -eq 0 ]; then
         postfix -c "$RUN/postfix" stop >/dev/null 2>&1 || true
     fi
@@ -39,33 +41,49 @@ start() {
     }
 }
 
+# Postfix's virtual delivery agent writes the demo Maildirs as nobody, and
+# never as root: the mail must live where nobody can reach it.
+choose_mail_folder() {
+    MAIL=$RUN/mail
+    [ "$(id -u)" -eq 0 ] || return 0
+    mkdir -p "$MAIL"
+    if ! runuser -u nobody -- test -x "$MAIL" 2>/dev/null; then
+        MAIL=/var/tmp/authbridge-demo/mail
+        say "make run: $RUN is not reachable for user nobody; demo mail lives in $MAIL"
+    fi
+}
+
 prepare() {
     mkdir -p "$RUN/logs" "$RUN/redis" "$RUN/tls"
+    choose_mail_folder
     if [ ! -f "$RUN/tls/cert.pem" ]; then
         openssl req -x509 -newkey rsa:2048 -nodes -days 365 \
             -subj /CN=localhost -keyout "$RUN/tls/key.pem" \
             -out "$RUN/tls/cert.pem" >/dev/null 2>&1
     fi
     chmod 600 "$RUN/tls/key.pem"
-    sed "s|@RUN@|$RUN|g" "$TOP/conf/users.demo" >"$RUN/users"
+    sed "s|@MAIL@|$MAIL|g" "$TOP/conf/users.demo" >"$RUN/users"
     chmod 600 "$RUN/users"
     for u in alice bob; do
-        mkdir -p "$RUN/mail/$u/Maildir/cur" "$RUN/mail/$u/Maildir/new" \
-                 "$RUN/mail/$u/Maildir/tmp"
+        mkdir -p "$MAIL/$u/Maildir/cur" "$MAIL/$u/Maildir/new" \
+                 "$MAIL/$u/Maildir/tmp"
     done
-    if [ -z "$(ls -A "$RUN/mail/alice/Maildir/new" "$RUN/mail/alice/Maildir/cur")" ]; then
+    if [ -z "$(find "$MAIL/alice/Maildir" -type f | head -n 1)" ]; then
         printf 'From: postmaster@example.net\nTo: alice@example.net\nSubject: Welcome to the authbridge demo\n\nChecking this mail over POP3 gave your address relay rights.\n' \
-            >"$RUN/mail/alice/Maildir/new/1700000000.V1I1M1.demo"
+            >"$MAIL/alice/Maildir/new/1700000000.V1I1M1.demo"
     fi
+    [ "$(id -u)" -ne 0 ] || chown -R nobody:nogroup "$MAIL"
 }
 
 # A private Postfix that delivers example.net into the demo Maildirs and
-# accepts (and discards) everything else: the provider's MTA.
+# accepts (and discards) everything else: the provider's MTA. smtpgate
+# passes it the real client with XCLIENT, so Postfix judges relaying for
+# that client too: it asks smtpgate's policy service, as a provider's
+# Postfix behind the gate would.
 start_postfix() {
     pf=$RUN/postfix
     mkdir -p "$pf/queue" "$pf/data"
     chown postfix "$pf/data"
-    uid=$(id -u); gid=$(id -g)
     cat >"$pf/main.cf" <<PF
 compatibility_level = 3.6
 queue_directory = $pf/queue
@@ -78,12 +96,13 @@ myhostname = mx.example.net
 mydestination =
 mynetworks = 127.0.0.1/32
 smtpd_authorized_xclient_hosts = 127.0.0.1
-smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated,
+    check_policy_service inet:127.0.0.1:10031, reject_unauth_destination
 virtual_mailbox_domains = example.net
-virtual_mailbox_base = $RUN/mail
+virtual_mailbox_base = $MAIL
 virtual_mailbox_maps = texthash:$pf/vmailbox
-virtual_uid_maps = static:$uid
-virtual_gid_maps = static:$gid
+virtual_uid_maps = static:65534
+virtual_gid_maps = static:65534
 default_transport = discard:the demo has no outside network
 smtputf8_enable = no
 PF
