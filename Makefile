@@ -140,7 +140,7 @@ asan: deps
 
 bench: deps
 	@$(MAKE) --no-print-directory all $(BENCH_BIN)
-	@sh bench/run.sh
+	@AB_OUT=$(abspath $(OUT)) sh bench/run.sh
 
 FUZZ_SECONDS ?= 60
 fuzz: deps

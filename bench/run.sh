@@ -1,0 +1,89 @@
+#!/bin/sh
+# make bench: every benchmark of issues 3 (pop3d) and 4 (smtpgate), with
+# its baseline measured in the same run, medians of several runs.
+#
+# Everything runs on loopback from a temporary folder, started here and
+# stopped at the end whatever happens: a private redis-server, pop3d with
+# generated users and Maildirs, the do-nothing responders, smtpgate and
+# smtp-sink.
+#
+# Environment:
+#   AB_OUT         folder holding pop3d/pop3d, smtpgate/smtpgate,
+#                  authbridge/authbridge and bench/* (default: the repo)
+#   BENCH_SECONDS  length of one measured run (default 5)
+#   BENCH_RUNS     runs per figure, the median is reported (default 5)
+#   BENCH_ONLY     a subset of: login retr idle policy proxy
+#   BENCH_RETR_CLIENTS  RETR client counts (default "1 4")
+#   BENCH_IDLE_CONNS    idle connections to hold (default 10000)
+#   BENCH_KEEP=1   keep the temporary folder (logs, configs)
+#
+# BENCH_SECONDS=2 BENCH_RUNS=3 gives a quick look in about two minutes.
+set -eu
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+AB_OUT=$(cd "${AB_OUT:-$REPO}" && pwd)
+BENCH=$AB_OUT/bench
+SECS=${BENCH_SECONDS:-5}
+RUNS=${BENCH_RUNS:-5}
+ONLY=${BENCH_ONLY:-login retr idle policy proxy}
+RETR_CLIENTS=${BENCH_RETR_CLIENTS:-1 4}
+IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
+
+. "$REPO/bench/lib.sh"
+. "$REPO/bench/pop3d.sh"
+. "$REPO/bench/smtpgate.sh"
+
+wants() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
+
+# timed FUNCTION: run one benchmark and say how long it took.
+timed() {
+    timed_start=$(date +%s)
+    "$1"
+    say "   ($1: $(( $(date +%s) - timed_start )) s)"
+}
+
+need() {
+    for f in "$@"; do
+        [ -x "$f" ] || die "$f is not built (make OUT=... all and the bench programs)"
+    done
+}
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/authbridge-bench.XXXXXX")
+trap bench_cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+need "$AB_OUT/pop3d/pop3d" "$AB_OUT/authbridge/authbridge" "$BENCH/pop3load" \
+    "$BENCH/pop3idle" "$BENCH/nullpop"
+command -v redis-server >/dev/null || die "redis-server is missing (make deps)"
+
+say "authbridge benchmarks, $(date '+%Y-%m-%d %H:%M:%S'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+say "binaries: $AB_OUT; $RUNS runs of ${SECS}s per figure; work folder $WORK"
+start_redis
+
+if wants login || wants retr || wants idle; then
+    setup_pop3d_users
+    start_nullpop nullpop-nodelay -n
+    NULLPOP_ND_PID=$BG_PID NULLPOP_ND_PORT=$NULLPOP_PORT
+    start_nullpop nullpop
+    NULLPOP_PID=$BG_PID
+    start_pop3d pop3d
+    wants login && timed bench_login
+    wants retr && timed bench_retr
+    stop_pid "$POP3D_PID"
+    stop_pid "$NULLPOP_PID"
+    stop_pid "$NULLPOP_ND_PID"
+    wants idle && timed bench_idle
+fi
+
+if wants policy || wants proxy; then
+    if [ -x "$AB_OUT/smtpgate/smtpgate" ]; then
+        wants policy && timed bench_policy
+        wants proxy && timed bench_proxy
+    else
+        say ""
+        say "== smtpgate: $AB_OUT/smtpgate/smtpgate is not built; its benchmarks are skipped"
+    fi
+fi
+
+say ""
+say "done, load average now $(cut -d' ' -f1-3 /proc/loadavg)"
