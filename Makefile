@@ -54,6 +54,8 @@ PROGRAMS  = $(CLI) $(if $(POP3D_SRC),$(POP3D)) $(if $(GATE_SRC),$(GATE))
 
 .PHONY: all deps run check test unit fuzz-replay e2e asan bench fuzz install clean
 .DELETE_ON_ERROR:
+# Keep objects made by chained rules (test and fuzz programs) between runs.
+.SECONDARY:
 
 all: $(LIB) $(PROGRAMS)
 

@@ -3,6 +3,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <event2/event.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 void daemon_parse_args(int argc, char **argv, const char *prog,
@@ -142,6 +144,18 @@ int daemon_check_secret_file(const char *path, char *err, size_t errlen)
         return -1;
     }
     return 0;
+}
+
+/* The coarse monotonic clock ticks every few milliseconds. */
+#define DELAY_SLACK_MS 4
+
+void daemon_delay(struct event_base *base, struct event *ev, unsigned ms)
+{
+    unsigned total = ms + DELAY_SLACK_MS;
+    struct timeval tv = { total / 1000, (total % 1000) * 1000 };
+
+    event_base_update_cache_time(base);
+    evtimer_add(ev, &tv);
 }
 
 const char *daemon_session_id(char buf[17])

@@ -37,6 +37,16 @@ int daemon_drop_privileges(const char *user, char *err, size_t errlen);
 /* A key, certificate-key or user file must not be readable by others. */
 int daemon_check_secret_file(const char *path, char *err, size_t errlen);
 
+/*
+ * Start a one-shot timer that fires no sooner than ms from now: a delay
+ * promised to a client (failed-login delays, tarpits). libevent measures
+ * from the start of the loop iteration with a coarse clock, so a plain
+ * evtimer_add() may fire a millisecond or so early.
+ */
+struct event;
+struct event_base;
+void daemon_delay(struct event_base *base, struct event *ev, unsigned ms);
+
 /* A short id naming one session in every log line ("sid=..."). */
 const char *daemon_session_id(char buf[17]);
 

@@ -14,16 +14,19 @@
 static const char *log_prog = "authbridge";
 static enum log_dest log_dest = LOG_DEST_STDERR;
 static int log_verbose;
+static int log_pid;                /* getpid() is a system call each time */
 
 void log_init(const char *progname, enum log_dest dest, int verbose)
 {
     log_prog = progname;
+    log_pid = (int)getpid();
     log_verbose = verbose;
     log_set_dest(dest);
 }
 
 void log_set_dest(enum log_dest dest)
 {
+    log_pid = (int)getpid();       /* called again after daemon_detach() */
     if (dest == LOG_DEST_SYSLOG && log_dest != LOG_DEST_SYSLOG)
         openlog(log_prog, LOG_PID | LOG_NDELAY, LOG_MAIL);
     else if (dest != LOG_DEST_SYSLOG && log_dest == LOG_DEST_SYSLOG)
@@ -66,7 +69,7 @@ static void log_vmsg(int prio, const char *fmt, va_list ap)
     strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
     /* One fprintf per line: stdio's lock keeps lines whole across threads. */
     fprintf(stderr, "%s.%03dZ %s[%d]: %s: %s\n", stamp,
-            (int)(tv.tv_usec / 1000), log_prog, (int)getpid(),
+            (int)(tv.tv_usec / 1000), log_prog, log_pid ? log_pid : (int)getpid(),
             prio_name(prio), line);
 }
 

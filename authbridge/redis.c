@@ -5,7 +5,6 @@
 
 #include <event2/event.h>
 #include <hiredis/async.h>
-#include <hiredis/adapters/libevent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +61,130 @@ struct rconn {
 };
 
 static void rconn_start(struct rconn *rc);
+
+/* ---- the event-loop adapter ------------------------------------------------
+ *
+ * hiredis 0.14's own libevent adapter re-adds a one-shot read event after
+ * every reply and switches write interest on and off for every batch of
+ * commands: four epoll_ctl calls per round trip, on the path of every
+ * login. This one keeps a persistent read event and writes queued
+ * commands directly once the current loop iteration has run its
+ * callbacks; it asks epoll for writability only for a partial write or a
+ * connect in progress.
+ */
+struct rio {
+    redisAsyncContext *ac;
+    struct event *rev, *wev, *flush;
+    bool reading, wev_added;
+};
+
+/* The rio whose flush is running: a write request during it means hiredis
+ * could not write everything. A static, not a field: the flush may end
+ * with the context (and this rio) freed. */
+static struct rio *rio_flushing;
+
+static void rio_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    redisAsyncHandleRead(((struct rio *)arg)->ac);
+}
+
+static void rio_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    redisAsyncHandleWrite(((struct rio *)arg)->ac);
+}
+
+static void rio_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct rio *io = arg;
+
+    (void)fd;
+    (void)what;
+    rio_flushing = io;
+    redisAsyncHandleWrite(io->ac);
+    rio_flushing = NULL;
+}
+
+static void rio_add_read(void *p)
+{
+    struct rio *io = p;
+
+    if (!io->reading) {
+        event_add(io->rev, NULL);
+        io->reading = true;
+    }
+}
+
+static void rio_del_read(void *p)
+{
+    struct rio *io = p;
+
+    if (io->reading) {
+        event_del(io->rev);
+        io->reading = false;
+    }
+}
+
+static void rio_add_write(void *p)
+{
+    struct rio *io = p;
+
+    if (io->wev_added)
+        return;
+    /* Before the connect completes, writability is how it says so; after a
+     * partial write, it is when to go on. Otherwise: write at the end of
+     * this loop iteration, with whatever else was queued meanwhile. */
+    if (!(io->ac->c.flags & REDIS_CONNECTED) || rio_flushing == io) {
+        event_add(io->wev, NULL);
+        io->wev_added = true;
+        return;
+    }
+    event_active(io->flush, EV_TIMEOUT, 0);
+}
+
+static void rio_del_write(void *p)
+{
+    struct rio *io = p;
+
+    if (io->wev_added) {
+        event_del(io->wev);
+        io->wev_added = false;
+    }
+}
+
+static void rio_cleanup(void *p)
+{
+    struct rio *io = p;
+
+    if (rio_flushing == io)
+        rio_flushing = NULL;
+    event_free(io->rev);
+    event_free(io->wev);
+    event_free(io->flush);
+    free(io);
+}
+
+static void rio_attach(redisAsyncContext *ac, struct event_base *base)
+{
+    struct rio *io = ab_calloc(1, sizeof(*io));
+    int fd = ac->c.fd;
+
+    io->ac = ac;
+    io->rev = event_new(base, fd, EV_READ | EV_PERSIST, rio_read_cb, io);
+    io->wev = event_new(base, fd, EV_WRITE | EV_PERSIST, rio_write_cb, io);
+    io->flush = event_new(base, -1, 0, rio_flush_cb, io);
+    ac->ev.data = io;
+    ac->ev.addRead = rio_add_read;
+    ac->ev.delRead = rio_del_read;
+    ac->ev.addWrite = rio_add_write;
+    ac->ev.delWrite = rio_del_write;
+    ac->ev.cleanup = rio_cleanup;
+    rio_add_read(io);
+    rio_add_write(io);            /* writable = connected */
+}
 static void rconn_drop(struct rconn *rc, const char *why);
 static void psub_open(struct rconn *rc);
 
@@ -372,7 +495,7 @@ static void connect_data(struct rconn *rc, const char *host, unsigned port,
     ac->data = rc;
     rc->ac = ac;
     rc->state = RS_CONNECTING;
-    redisLibeventAttach(ac, rc->base);
+    rio_attach(ac, rc->base);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     if (!path)
@@ -457,7 +580,7 @@ static void resolve_master(struct rconn *rc)
     sac->data = rc;
     rc->sac = sac;
     rc->state = RS_RESOLVING;
-    redisLibeventAttach(sac, rc->base);
+    rio_attach(sac, rc->base);
     redisAsyncSetConnectCallback(sac, sentinel_connect_cb);
     redisAsyncCommand(sac, sentinel_reply, rc,
                       "SENTINEL get-master-addr-by-name %s", rc->master_name);
@@ -514,7 +637,7 @@ static void psub_open(struct rconn *rc)
     }
     ac->data = rc;
     rc->psub = ac;
-    redisLibeventAttach(ac, rc->base);
+    rio_attach(ac, rc->base);
     redisAsyncSetDisconnectCallback(ac, psub_disconnect);
     redisAsyncCommand(ac, psub_message, rc, "SUBSCRIBE +switch-master");
 }

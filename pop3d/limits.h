@@ -39,9 +39,11 @@
  * session stays bounded whatever a mailbox holds. */
 #define POP3_MAX_MESSAGES 200000
 
-/* RETR/TOP streaming: file reads of this size, and at most this much
- * queued for one client before waiting for it to read (back-pressure). */
-#define POP3_READ_CHUNK   (64 * 1024)
+/* RETR/TOP streaming: file reads of this size (the transform may double
+ * it, and 2 x 32 KiB stays under malloc's 128 KiB mmap threshold: no page
+ * faults per chunk), and at most this much queued for one client before
+ * waiting for it to read (back-pressure). */
+#define POP3_READ_CHUNK   (32 * 1024)
 #define POP3_OUTPUT_HIGH  (256 * 1024)
 #define POP3_OUTPUT_LOW   (64 * 1024)
 

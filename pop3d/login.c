@@ -11,6 +11,7 @@
 #include "authbridge/auth.h"
 #include "authbridge/conf.h"
 #include "authbridge/conn.h"
+#include "authbridge/daemon.h"
 #include "authbridge/grant.h"
 #include "authbridge/log.h"
 #include "authbridge/throttle.h"
@@ -126,9 +127,6 @@ static void auth_fail_reply(evutil_socket_t fd, short what, void *arg)
 
 static void login_failed(struct session *s, const char *user, const char *method)
 {
-    unsigned ms = s->srv->pc->auth_fail_delay_ms;
-    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-
     s->auth_fails++;
     log_info("event=auth_failed sid=%s user=%s rip=%s method=%s fails=%u",
              s->sid, log_esc(user), s->peer_text, method, s->auth_fails);
@@ -136,7 +134,7 @@ static void login_failed(struct session *s, const char *user, const char *method
     if (s->timer == NULL)
         s->timer = evtimer_new(s->srv->base, auth_fail_reply, s);
     s->pending++;
-    evtimer_add(s->timer, &tv);
+    daemon_delay(s->srv->base, s->timer, s->srv->pc->auth_fail_delay_ms);
 }
 
 static void login_free(struct login *l)
@@ -230,7 +228,6 @@ static void login_throttled(enum throttle_verdict v, unsigned delay_ms,
 {
     struct login *l = arg;
     struct session *s = l->s;
-    struct timeval tv = { delay_ms / 1000, (delay_ms % 1000) * 1000 };
 
     l->addr_fails = addr_fails;
     if (s->dead) {
@@ -247,7 +244,7 @@ static void login_throttled(enum throttle_verdict v, unsigned delay_ms,
         login_end(l);
     } else if (v == THROTTLE_DELAY) {
         l->tarpit = evtimer_new(s->srv->base, tarpit_done, l);
-        evtimer_add(l->tarpit, &tv);
+        daemon_delay(s->srv->base, l->tarpit, delay_ms);
     } else {
         login_check(l);
     }

@@ -14,10 +14,12 @@
 #include <unistd.h>
 
 static char lock_host[256] = "localhost";
+static long lock_pid;
 
 void maildir_set_hostname(const char *host)
 {
     snprintf(lock_host, sizeof(lock_host), "%s", host);
+    lock_pid = (long)getpid();
 }
 
 /* "a/b" into out; -1 when it does not fit (a path we must not truncate). */
@@ -127,8 +129,10 @@ static void lock_break(const char *path, const struct stat *judged)
         unlink(path);
 }
 
-static enum mbox_status lock_take(struct mailbox *mb, char *err, size_t errlen)
+static enum mbox_status lock_take(struct mailbox *mb, char *err, size_t errlen,
+                                  bool *missing)
 {
+    *missing = false;
     for (int attempt = 0; attempt < 2; attempt++) {
         struct stat st;
         int fd = open(mb->lock_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
@@ -146,6 +150,7 @@ static enum mbox_status lock_take(struct mailbox *mb, char *err, size_t errlen)
             return MBOX_OK;
         }
         if (errno != EEXIST) {
+            *missing = errno == ENOENT;
             snprintf(err, errlen, "create %s: %s", mb->lock_path,
                      strerror(errno));
             return MBOX_ERROR;
@@ -271,7 +276,10 @@ static int scan_cur(struct mailbox *mb, char *err, size_t errlen)
     DIR *d;
 
     snprintf(cur, sizeof(cur), "%s/cur", mb->path);
-    if ((d = opendir(cur)) == NULL) {
+    d = opendir(cur);
+    if (d == NULL && errno == ENOENT && ensure_dirs(mb->path, err, errlen) == 0)
+        d = opendir(cur);
+    if (d == NULL) {
         snprintf(err, errlen, "opendir %s: %s", cur, strerror(errno));
         return -1;
     }
@@ -298,6 +306,7 @@ enum mbox_status maildir_open(const char *maildir, const char *lock_name,
 {
     struct mailbox *mb = ab_calloc(1, sizeof(*mb));
     enum mbox_status st;
+    bool missing;
     size_t plen = strlen(maildir) + strlen(lock_name) + 2;
 
     mb->lock_fd = -1;
@@ -305,12 +314,17 @@ enum mbox_status maildir_open(const char *maildir, const char *lock_name,
     mb->lock_path = ab_malloc(plen);
     snprintf(mb->lock_path, plen, "%s/%s", maildir, lock_name);
     snprintf(mb->lock_token, sizeof(mb->lock_token), "%s %ld %lld\n", lock_host,
-             (long)getpid(), (long long)time(NULL));
-    if (ensure_dirs(maildir, err, errlen) < 0) {
-        maildir_close(mb);
-        return MBOX_ERROR;
+             lock_pid ? lock_pid : (long)getpid(), (long long)time(NULL));
+    /* The lock is the first thing we need; only when its folder is missing
+     * is it worth looking at what else is (a new user's first login). */
+    st = lock_take(mb, err, errlen, &missing);
+    if (missing) {
+        if (ensure_dirs(maildir, err, errlen) < 0) {
+            maildir_close(mb);
+            return MBOX_ERROR;
+        }
+        st = lock_take(mb, err, errlen, &missing);
     }
-    st = lock_take(mb, err, errlen);
     if (st != MBOX_OK) {
         maildir_close(mb);
         return st;
@@ -414,9 +428,10 @@ int maildir_update(struct mailbox *mb, unsigned *removed, char *err,
             failed++;
         }
     }
-    /* The unlinks are durable once the directory is. */
+    /* The unlinks are durable once the directory is (and a QUIT that
+     * deleted nothing has nothing to make durable). */
     snprintf(cur, sizeof(cur), "%s/cur", mb->path);
-    dfd = open(cur, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    dfd = *removed > 0 ? open(cur, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
     if (dfd >= 0) {
         fsync(dfd);
         close(dfd);
@@ -430,20 +445,14 @@ int maildir_update(struct mailbox *mb, unsigned *removed, char *err,
 
 /* ---- release ---------------------------------------------------------------- */
 
+/* The file at the lock's name is still the one we created: we hold it
+ * open, so its inode cannot have been reused by whoever broke it. */
 static bool lock_still_ours(const struct mailbox *mb)
 {
-    char buf[sizeof(mb->lock_token)];
-    ssize_t n;
-    int fd = open(mb->lock_path, O_RDONLY | O_CLOEXEC);
+    struct stat ours, now;
 
-    if (fd < 0)
-        return false;
-    n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n < 0)
-        return false;
-    buf[n] = '\0';
-    return strcmp(buf, mb->lock_token) == 0;
+    return fstat(mb->lock_fd, &ours) == 0 && stat(mb->lock_path, &now) == 0 &&
+           ours.st_ino == now.st_ino && ours.st_dev == now.st_dev;
 }
 
 void maildir_close(struct mailbox *mb)

@@ -49,7 +49,8 @@ enum mbox_status {
     MBOX_ERROR,                    /* the file system said no: see err */
 };
 
-/* Once, before any session: the host name written into locks. */
+/* Once, before any session (after detaching): the host name and process
+ * id written into locks. */
 void maildir_set_hostname(const char *host);
 
 enum mbox_status maildir_open(const char *maildir, const char *lock_name,

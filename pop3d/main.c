@@ -268,6 +268,7 @@ int main(int argc, char **argv)
     if (gethostname(srv.hostname, sizeof(srv.hostname) - 1) < 0)
         strcpy(srv.hostname, "localhost");
     maildir_set_hostname(srv.hostname);
+    srv.pid = (long)getpid();
     srv.base = event_base_new();
     if (srv.base == NULL || open_listeners(&srv) < 0 || load_users(&srv) < 0)
         return 1;

@@ -36,6 +36,7 @@ struct server {
     struct listeners *listeners;
     struct conncap *cap;
     char hostname[256];
+    long pid;                      /* for APOP timestamps */
     bool stopping;
     TAILQ_HEAD(, session) sessions;
     unsigned nsessions;

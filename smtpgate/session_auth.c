@@ -15,6 +15,7 @@
 
 #include "authbridge/auth.h"
 #include "authbridge/conf.h"
+#include "authbridge/daemon.h"
 #include "authbridge/conn.h"
 #include "authbridge/log.h"
 #include "authbridge/throttle.h"
@@ -73,13 +74,11 @@ const char *smtp_check_auth(struct smtp_session *s, const struct smtp_cmd *c)
 static void arm_timer(struct smtp_session *s, unsigned ms,
                       void (*fn)(evutil_socket_t, short, void *))
 {
-    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-
     if (s->timer == NULL)
         s->timer = evtimer_new(s->g->base, fn, s);
     else
         evtimer_assign(s->timer, s->g->base, fn, s);
-    evtimer_add(s->timer, &tv);
+    daemon_delay(s->g->base, s->timer, ms);
 }
 
 void smtp_auth_forget(struct smtp_session *s)

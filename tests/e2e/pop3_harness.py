@@ -203,6 +203,22 @@ class Pop3d:
     # ---- process ----------------------------------------------------------
 
     def start(self, timeout=10, address="127.0.0.1"):
+        # A port picked free may be taken by someone else's connection
+        # before pop3d binds it: then pick again (default listeners only).
+        for _ in range(3):
+            if self._start(timeout, address):
+                return self
+            # New ports, also in a test's own listen lines ("[::]:PORT").
+            old = (str(self.port), str(self.tls_port))
+            self.port, self.tls_port = free_port(), free_port()
+            keys = self.sections["pop3d"]
+            self.rewrite_config(
+                listen=keys["listen"].replace(old[0], str(self.port)),
+                listen_tls=keys["listen_tls"].replace(old[1],
+                                                      str(self.tls_port)))
+        pytest.fail(f"pop3d could not bind its ports:\n{self.log()}")
+
+    def _start(self, timeout, address):
         self.logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [str(program("pop3d/pop3d")), "-c", str(self.config), "-v"],
@@ -210,16 +226,22 @@ class Pop3d:
 
         def up():
             if self.proc.poll() is not None:
+                if "Address already in use" in self.log():
+                    return "busy"
                 pytest.fail(f"pop3d exited {self.proc.returncode}:\n{self.log()}")
             try:
                 socket.create_connection((address, self.port), 0.2).close()
                 return True
             except OSError:
                 return False
-        wait_until(up, timeout, what="pop3d to listen")
+        if wait_until(up, timeout, what="pop3d to listen") == "busy":
+            self.logf.close()
+            self.proc = None
+            self.log_path.rename(self.log_path.with_suffix(".busy"))
+            return False
         wait_until(lambda: "event=redis_up" in self.log() or
                    not self.redis.running, 5, what="pop3d to reach Redis")
-        return self
+        return True
 
     def log(self):
         return self.log_path.read_text(errors="replace") \

@@ -128,7 +128,8 @@ def test_lock_of_a_dead_process_here_is_broken_at_once(pop3d):
 def test_a_lock_taken_over_by_someone_else_is_left_alone(pop3d):
     p = login(pop3d)
     lock = pop3d.maildir("alice") / LOCK
-    lock.write_text("otherhost 1 1\n")    # someone judged us dead
+    lock.unlink()                         # someone judged us dead, broke
+    lock.write_text("otherhost 1 1\n")    # our lock and took their own
     p.quit()
     assert lock.read_text() == "otherhost 1 1\n"
 
