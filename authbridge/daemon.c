@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
+#include <malloc.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,6 +75,20 @@ void daemon_detach(void)
         if (fd > 2)
             close(fd);
     }
+}
+
+/* Up to this much free heap is kept for reuse; a bound, not a cost. */
+#define MALLOC_KEEP (32 * 1024 * 1024)
+/* Buffers below this come from the heap, not from mmap (libevent rounds
+ * a chain up to a power of two: a 64 KiB read becomes a 128 KiB chain,
+ * exactly glibc's default threshold). Setting one threshold freezes
+ * glibc's adaptive one, so both are set. */
+#define MALLOC_MMAP_MIN (1024 * 1024)
+
+void daemon_tune_malloc(void)
+{
+    mallopt(M_MMAP_THRESHOLD, MALLOC_MMAP_MIN);
+    mallopt(M_TRIM_THRESHOLD, MALLOC_KEEP);
 }
 
 unsigned long daemon_raise_nofile(void)

@@ -1,5 +1,7 @@
 #include "log.h"
 
+#include <event2/event.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +17,38 @@ static const char *log_prog = "authbridge";
 static enum log_dest log_dest = LOG_DEST_STDERR;
 static int log_verbose;
 static int log_pid;                /* getpid() is a system call each time */
+static struct event *log_flush_ev;  /* stderr is buffered while set */
+static pthread_t log_loop_thread;
+
+static void log_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    fflush(stderr);
+}
+
+void log_attach_loop(struct event_base *base)
+{
+    static char buf[64 * 1024];
+
+    if (log_flush_ev != NULL)
+        return;
+    fflush(stderr);
+    setvbuf(stderr, buf, _IOFBF, sizeof(buf));
+    log_flush_ev = event_new(base, -1, 0, log_flush_cb, NULL);
+    log_loop_thread = pthread_self();
+}
+
+void log_detach_loop(void)
+{
+    if (log_flush_ev == NULL)
+        return;
+    fflush(stderr);
+    setvbuf(stderr, NULL, _IONBF, 0);
+    event_free(log_flush_ev);
+    log_flush_ev = NULL;
+}
 
 void log_init(const char *progname, enum log_dest dest, int verbose)
 {
@@ -71,6 +105,11 @@ static void log_vmsg(int prio, const char *fmt, va_list ap)
     fprintf(stderr, "%s.%03dZ %s[%d]: %s: %s\n", stamp,
             (int)(tv.tv_usec / 1000), log_prog, log_pid ? log_pid : (int)getpid(),
             prio_name(prio), line);
+    if (log_flush_ev == NULL || prio <= LOG_CRIT ||
+        !pthread_equal(pthread_self(), log_loop_thread))
+        fflush(stderr);
+    else
+        event_active(log_flush_ev, 0, 0);  /* once, at the iteration's end */
 }
 
 void log_msg(int prio, const char *fmt, ...)

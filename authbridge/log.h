@@ -15,6 +15,15 @@ enum log_dest {
 };
 
 void log_init(const char *progname, enum log_dest dest, int verbose);
+
+/*
+ * Daemons: write stderr lines once per event-loop iteration instead of one
+ * write(2) each (two or more per POP3 login otherwise). Lines logged from
+ * other threads, and everything before a fatalx(), are written at once.
+ */
+struct event_base;
+void log_attach_loop(struct event_base *base);
+void log_detach_loop(void);
 void log_set_dest(enum log_dest dest);
 void log_set_verbose(int verbose);
 

@@ -29,6 +29,36 @@ static int join(char *out, size_t len, const char *a, const char *b)
     return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
+/*
+ * Call fn for each entry of a folder but dot files, until fn returns
+ * true. open + getdents64 rather than opendir, which adds an fstat: two
+ * system calls a login (and system calls are what a login costs).
+ */
+static int dir_each(const char *path, bool (*fn)(const char *name, void *arg),
+                    void *arg)
+{
+    char buf[32 * 1024];
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), saved;
+    ssize_t n;
+
+    if (fd < 0)
+        return -1;
+    while ((n = getdents64(fd, buf, sizeof(buf))) > 0) {
+        for (ssize_t off = 0; off < n;) {
+            const struct dirent64 *d = (const struct dirent64 *)(buf + off);
+            off += d->d_reclen;
+            if (d->d_name[0] != '.' && fn(d->d_name, arg)) {
+                close(fd);
+                return 0;
+            }
+        }
+    }
+    saved = errno;
+    close(fd);
+    errno = saved;
+    return n < 0 ? -1 : 0;
+}
+
 /* ---- names ------------------------------------------------------------------- */
 
 static size_t base_len_of(const char *name)
@@ -203,36 +233,35 @@ static int ensure_dirs(const char *maildir, char *err, size_t errlen)
 }
 
 /* new/X -> cur/X,S=..,W=..:2, (the sizes learned once, kept in the name) */
+static bool move_one(const char *name, void *arg)
+{
+    const char *maildir = arg;
+    char from[4096], to[4096];
+    size_t blen = base_len_of(name);
+    uint64_t raw, vsize;
+
+    if (snprintf(from, sizeof(from), "%s/new/%s", maildir, name) >=
+            (int)sizeof(from) || file_sizes(from, &raw, &vsize) < 0)
+        return false;             /* vanished or unreadable: leave it */
+    if (strstr(name, ",W=") != NULL)
+        snprintf(to, sizeof(to), "%s/cur/%.*s:2,", maildir, (int)blen, name);
+    else if (strstr(name, ",S=") != NULL)
+        snprintf(to, sizeof(to), "%s/cur/%.*s,W=%llu:2,", maildir, (int)blen,
+                 name, (unsigned long long)vsize);
+    else
+        snprintf(to, sizeof(to), "%s/cur/%.*s,S=%llu,W=%llu:2,", maildir,
+                 (int)blen, name, (unsigned long long)raw,
+                 (unsigned long long)vsize);
+    rename(from, to);             /* ENOENT: another reader moved it */
+    return false;
+}
+
 static void move_new(const char *maildir)
 {
-    char dir[4096], from[4096], to[4096];
-    struct dirent *de;
-    DIR *d;
+    char dir[4096];
 
     snprintf(dir, sizeof(dir), "%s/new", maildir);
-    if ((d = opendir(dir)) == NULL)
-        return;
-    while ((de = readdir(d)) != NULL) {
-        uint64_t raw, vsize;
-        size_t blen = base_len_of(de->d_name);
-        if (de->d_name[0] == '.')
-            continue;
-        if (join(from, sizeof(from), dir, de->d_name) < 0 ||
-            file_sizes(from, &raw, &vsize) < 0)
-            continue;             /* vanished or unreadable: leave it */
-        if (strstr(de->d_name, ",W=") != NULL)
-            snprintf(to, sizeof(to), "%s/cur/%.*s:2,", maildir, (int)blen,
-                     de->d_name);
-        else if (strstr(de->d_name, ",S=") != NULL)
-            snprintf(to, sizeof(to), "%s/cur/%.*s,W=%llu:2,", maildir,
-                     (int)blen, de->d_name, (unsigned long long)vsize);
-        else
-            snprintf(to, sizeof(to), "%s/cur/%.*s,S=%llu,W=%llu:2,", maildir,
-                     (int)blen, de->d_name, (unsigned long long)raw,
-                     (unsigned long long)vsize);
-        rename(from, to);         /* ENOENT: another reader moved it */
-    }
-    closedir(d);
+    dir_each(dir, move_one, (void *)maildir);
 }
 
 static int add_message(struct mailbox *mb, const char *cur, const char *name,
@@ -268,27 +297,34 @@ static int message_cmp(const void *a, const void *b)
                       ((const struct message *)b)->name);
 }
 
+struct scan {
+    struct mailbox *mb;
+    const char *cur;
+    size_t cap;
+};
+
+static bool scan_one(const char *name, void *arg)
+{
+    struct scan *sc = arg;
+
+    add_message(sc->mb, sc->cur, name, &sc->cap);
+    return false;
+}
+
 static int scan_cur(struct mailbox *mb, char *err, size_t errlen)
 {
     char cur[4096];
-    struct dirent *de;
-    size_t cap = 0;
-    DIR *d;
+    struct scan sc = { mb, cur, 0 };
+    int rc;
 
     snprintf(cur, sizeof(cur), "%s/cur", mb->path);
-    d = opendir(cur);
-    if (d == NULL && errno == ENOENT && ensure_dirs(mb->path, err, errlen) == 0)
-        d = opendir(cur);
-    if (d == NULL) {
-        snprintf(err, errlen, "opendir %s: %s", cur, strerror(errno));
+    rc = dir_each(cur, scan_one, &sc);
+    if (rc < 0 && errno == ENOENT && ensure_dirs(mb->path, err, errlen) == 0)
+        rc = dir_each(cur, scan_one, &sc);
+    if (rc < 0) {
+        snprintf(err, errlen, "read folder %s: %s", cur, strerror(errno));
         return -1;
     }
-    while ((de = readdir(d)) != NULL) {
-        if (de->d_name[0] == '.')
-            continue;
-        add_message(mb, cur, de->d_name, &cap);
-    }
-    closedir(d);
     if (mb->count > 1)
         qsort(mb->msgs, mb->count, sizeof(*mb->msgs), message_cmp);
     if (mb->count > POP3_MAX_MESSAGES) {
@@ -342,27 +378,31 @@ enum mbox_status maildir_open(const char *maildir, const char *lock_name,
 
 /* Another reader may have renamed the file (new flags): find it by its
  * unique part, which never changes. */
+struct renamed {
+    struct message *m;
+    bool found;
+};
+
+static bool same_message(const char *name, void *arg)
+{
+    struct renamed *r = arg;
+
+    if (base_len_of(name) != r->m->base_len ||
+        strncmp(name, r->m->name, r->m->base_len) != 0)
+        return false;
+    free(r->m->name);
+    r->m->name = ab_strdup(name);
+    r->found = true;
+    return true;
+}
+
 static bool find_renamed(struct mailbox *mb, struct message *m)
 {
     char cur[4096];
-    struct dirent *de;
-    bool found = false;
-    DIR *d;
+    struct renamed r = { m, false };
 
     snprintf(cur, sizeof(cur), "%s/cur", mb->path);
-    if ((d = opendir(cur)) == NULL)
-        return false;
-    while ((de = readdir(d)) != NULL) {
-        if (base_len_of(de->d_name) == m->base_len &&
-            strncmp(de->d_name, m->name, m->base_len) == 0) {
-            free(m->name);
-            m->name = ab_strdup(de->d_name);
-            found = true;
-            break;
-        }
-    }
-    closedir(d);
-    return found;
+    return dir_each(cur, same_message, &r) == 0 && r.found;
 }
 
 static int message_path(const struct mailbox *mb, const struct message *m,

@@ -265,6 +265,7 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     daemon_raise_nofile();
+    daemon_tune_malloc();
     if (gethostname(srv.hostname, sizeof(srv.hostname) - 1) < 0)
         strcpy(srv.hostname, "localhost");
     maildir_set_hostname(srv.hostname);
@@ -272,6 +273,7 @@ int main(int argc, char **argv)
     srv.base = event_base_new();
     if (srv.base == NULL || open_listeners(&srv) < 0 || load_users(&srv) < 0)
         return 1;
+    log_attach_loop(srv.base);
     if (daemon_drop_privileges(srv.pc->d.user, err, sizeof(err)) < 0) {
         log_err("event=startup_failed error=%s", log_esc(err));
         return 1;
@@ -303,6 +305,7 @@ int main(int argc, char **argv)
     if (srv.tls)
         SSL_CTX_free(srv.tls);
     conf_free(srv.conf);
+    log_detach_loop();
     event_base_free(srv.base);
     return 0;
 }

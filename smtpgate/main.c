@@ -285,6 +285,7 @@ static void free_all(struct gate *g)
     conf_free(g->conf);
     if (stop_timer)
         event_free(stop_timer);
+    log_detach_loop();
     event_base_free(g->base);
 }
 
@@ -300,7 +301,10 @@ static int setup(struct gate *g, const struct daemon_opts *o)
     }
     signal(SIGPIPE, SIG_IGN);
     daemon_raise_nofile();
+    daemon_tune_malloc();
     g->base = event_base_new();
+    if (g->base != NULL)
+        log_attach_loop(g->base);
     if (g->base == NULL || open_listeners(g) < 0 || load_users(g) < 0)
         return -1;
     if (daemon_drop_privileges(g->sc->d.user, err, sizeof(err)) < 0) {
