@@ -19,6 +19,7 @@ What daemon tests can reuse:
 """
 
 import os
+import re
 import queue
 import shutil
 import signal
@@ -245,6 +246,109 @@ def ab_config(tmp_path, redis_server):
             sections.setdefault(section, {}).update(keys)
         return write_config(tmp_path / name, sections)
     return make
+
+
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:",
+                   "ERROR: LeakSanitizer")
+
+
+class Daemon:
+    """A pop3d or smtpgate under test: start it (picking new ports if one
+    was taken meanwhile), read its log, stop it and check it ended clean.
+
+    Subclasses set name (also the config section), binary, config, log_path,
+    redis, port (the one probed for "up") and stop_timeout, and implement
+    repick_ports() to choose new ports and rewrite the config.
+    """
+
+    stop_timeout = 15
+    proc = None
+
+    def repick_ports(self):
+        raise NotImplementedError
+
+    def start(self, timeout=10, address="127.0.0.1"):
+        # A port picked free may be taken by someone else's connection
+        # before the daemon binds it: then pick again, a few times.
+        for _ in range(3):
+            if self._start(timeout, address):
+                return self
+            self.repick_ports()
+        pytest.fail(f"{self.name} could not bind its ports:\n{self.log()}")
+
+    def _start(self, timeout, address):
+        self.logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [str(program(self.binary)), "-c", str(self.config), "-v"],
+            stdin=subprocess.DEVNULL, stdout=self.logf, stderr=self.logf)
+
+        def up():
+            if self.proc.poll() is not None:
+                if "Address already in use" in self.log():
+                    return "busy"
+                pytest.fail(f"{self.name} exited {self.proc.returncode}:\n"
+                            f"{self.log()}")
+            try:
+                socket.create_connection((address, self.port), 0.2).close()
+                return True
+            except OSError:
+                return False
+        if wait_until(up, timeout, what=f"{self.name} to listen") == "busy":
+            self.logf.close()
+            self.proc = None
+            self.log_path.rename(self.log_path.with_suffix(".busy"))
+            return False
+        wait_until(lambda: "event=redis_up" in self.log() or
+                   not self.redis.running, 5, what=f"{self.name} to reach Redis")
+        return True
+
+    def log(self):
+        return self.log_path.read_text(errors="replace") \
+            if self.log_path.exists() else ""
+
+    def wait_log(self, pattern, timeout=5):
+        """The first log line matching the regular expression."""
+        rx = re.compile(pattern)
+
+        def found():
+            for line in self.log().splitlines():
+                if rx.search(line):
+                    return line
+            return None
+        return wait_until(found, timeout, what=f"log line /{pattern}/")
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, check=True):
+        """SIGTERM, wait, and check the exit was clean (status 0, no
+        sanitizer report in the log)."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                pytest.fail(f"{self.name} did not stop within "
+                            f"{self.stop_timeout} s of SIGTERM")
+        rc = self.proc.returncode
+        self.proc = None
+        self.logf.close()
+        if check:
+            log = self.log()
+            for mark in SANITIZER_MARKS:
+                assert mark not in log, f"sanitizer report in {self.name} log:\n{log}"
+            assert rc == 0, f"{self.name} exited {rc}:\n{log[-3000:]}"
+        return rc
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.proc = None
+        self.logf.close()
 
 
 class Cli:

@@ -8,22 +8,19 @@ cleanly and that no sanitizer complained.
 import itertools
 import os
 import poplib
-import signal
 import socket
 import ssl
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import base_sections, free_port, program, wait_until, write_config
+from conftest import (Daemon, base_sections, free_port, program,
+                      write_config)
 
 PLAIN_USERS = {"alice": "secret", "carol": "c4r0l pass", "dave": "dave-pw"}
 CRYPT_USER = ("bob", "hunter2")     # stored as {SHA512-CRYPT}
 _names = itertools.count(1)
-SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:",
-                   "ERROR: LeakSanitizer")
 
 
 def sanitized():
@@ -140,7 +137,9 @@ class Raw:
         self.sock.close()
 
 
-class Pop3d:
+class Pop3d(Daemon):
+    name, binary = "pop3d", "pop3d/pop3d"
+
     def __init__(self, tmp_path, redis_server, **pop3d_keys):
         self.dir = Path(tmp_path) / "pop3d"
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -163,7 +162,6 @@ class Pop3d:
         self.sections = base_sections(redis_server)
         self.sections["pop3d"].update(keys)
         self.config = write_config(self.dir / "authbridge.conf", self.sections)
-        self.proc = None
 
     def _write_users(self):
         # user:password:uid:gid:gecos:home:shell:extra
@@ -202,81 +200,14 @@ class Pop3d:
 
     # ---- process ----------------------------------------------------------
 
-    def start(self, timeout=10, address="127.0.0.1"):
-        # A port picked free may be taken by someone else's connection
-        # before pop3d binds it: then pick again (default listeners only).
-        for _ in range(3):
-            if self._start(timeout, address):
-                return self
-            # New ports, also in a test's own listen lines ("[::]:PORT").
-            old = (str(self.port), str(self.tls_port))
-            self.port, self.tls_port = free_port(), free_port()
-            keys = self.sections["pop3d"]
-            self.rewrite_config(
-                listen=keys["listen"].replace(old[0], str(self.port)),
-                listen_tls=keys["listen_tls"].replace(old[1],
-                                                      str(self.tls_port)))
-        pytest.fail(f"pop3d could not bind its ports:\n{self.log()}")
-
-    def _start(self, timeout, address):
-        self.logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [str(program("pop3d/pop3d")), "-c", str(self.config), "-v"],
-            stdin=subprocess.DEVNULL, stdout=self.logf, stderr=self.logf)
-
-        def up():
-            if self.proc.poll() is not None:
-                if "Address already in use" in self.log():
-                    return "busy"
-                pytest.fail(f"pop3d exited {self.proc.returncode}:\n{self.log()}")
-            try:
-                socket.create_connection((address, self.port), 0.2).close()
-                return True
-            except OSError:
-                return False
-        if wait_until(up, timeout, what="pop3d to listen") == "busy":
-            self.logf.close()
-            self.proc = None
-            self.log_path.rename(self.log_path.with_suffix(".busy"))
-            return False
-        wait_until(lambda: "event=redis_up" in self.log() or
-                   not self.redis.running, 5, what="pop3d to reach Redis")
-        return True
-
-    def log(self):
-        return self.log_path.read_text(errors="replace") \
-            if self.log_path.exists() else ""
-
-    def signal(self, sig):
-        self.proc.send_signal(sig)
-
-    def stop(self, check=True):
-        """SIGTERM, wait, and check the exit was clean."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                pytest.fail("pop3d did not stop within 15 s of SIGTERM")
-        rc = self.proc.returncode
-        self.proc = None
-        self.logf.close()
-        if check:
-            log = self.log()
-            for mark in SANITIZER_MARKS:
-                assert mark not in log, f"sanitizer report in pop3d log:\n{log}"
-            assert rc == 0, f"pop3d exited {rc}:\n{log[-3000:]}"
-        return rc
-
-    def kill(self):
-        self.proc.kill()
-        self.proc.wait()
-        self.proc = None
-        self.logf.close()
+    def repick_ports(self):
+        # New ports, also in a test's own listen lines ("[::]:PORT").
+        old = (str(self.port), str(self.tls_port))
+        self.port, self.tls_port = free_port(), free_port()
+        keys = self.sections["pop3d"]
+        self.rewrite_config(
+            listen=keys["listen"].replace(old[0], str(self.port)),
+            listen_tls=keys["listen_tls"].replace(old[1], str(self.tls_port)))
 
     # ---- clients ------------------------------------------------------------
 

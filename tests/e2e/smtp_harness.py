@@ -14,7 +14,6 @@ SMTP clients bound to chosen 127.x.y.z addresses.
 """
 
 import re
-import signal
 import smtplib
 import socket
 import ssl
@@ -25,11 +24,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import base_sections, free_port, program, wait_until, write_config
+from conftest import (Daemon, base_sections, free_port, program, wait_until,
+                      write_config)
 from pop3_harness import make_tls
 
-SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:",
-                   "ERROR: LeakSanitizer")
 LOCAL_DOMAINS = ["example.net", "example.org"]
 DENY_HINT = "Relaying denied. Check your mail (POP3) first, or use SMTP AUTH."
 USERS = {"alice": "secret", "bob": "b0b pass"}
@@ -316,7 +314,10 @@ class SmtpSink:
 
 # ---- the gate ----------------------------------------------------------------------
 
-class Gate:
+class Gate(Daemon):
+    name, binary = "smtpgate", "smtpgate/smtpgate"
+    stop_timeout = 40               # SIGTERM lets a message in flight finish
+
     def __init__(self, tmp_path, redis_server, downstream, **keys):
         self.dir = Path(tmp_path) / "gate"
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -344,7 +345,6 @@ class Gate:
         self.sections = base_sections(redis_server)
         self.sections["smtpgate"] = settings
         self.config = write_config(self.dir / "authbridge.conf", self.sections)
-        self.proc = None
 
     def _pick_ports(self):
         self.port = free_port()
@@ -364,81 +364,10 @@ class Gate:
         self.sections["smtpgate"].update(keys)
         write_config(self.config, self.sections)
 
-    def start(self, timeout=10):
-        # A port picked free may be taken (an ephemeral port of some other
-        # connection) before the gate binds it: pick again, a few times.
-        for _ in range(3):
-            if self._start(timeout):
-                return self
-            self.logf.close()
-            self.proc = None
-            self._pick_ports()
-            self.rewrite_config(**{k: v for k, v in self._listen_keys().items()
-                                   if k not in self.fixed})
-        pytest.fail(f"smtpgate could not bind its ports:\n{self.log()}")
-
-    def _start(self, timeout):
-        self.logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [str(program("smtpgate/smtpgate")), "-c", str(self.config), "-v"],
-            stdin=subprocess.DEVNULL, stdout=self.logf, stderr=self.logf)
-
-        def up():
-            if self.proc.poll() is not None:
-                if "Address already in use" in self.log():
-                    return "busy"
-                pytest.fail(f"smtpgate exited {self.proc.returncode}:\n"
-                            f"{self.log()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return True
-            except OSError:
-                return False
-        if wait_until(up, timeout, what="smtpgate to listen") == "busy":
-            self.log_path.rename(self.log_path.with_suffix(".busy"))
-            return False
-        wait_until(lambda: "event=redis_up" in self.log() or
-                   not self.redis.running, 5, what="smtpgate to reach Redis")
-        return True
-
-    def log(self):
-        return self.log_path.read_text(errors="replace") \
-            if self.log_path.exists() else ""
-
-    def wait_log(self, pattern, timeout=5):
-        """The first log line matching the regular expression."""
-        rx = re.compile(pattern)
-
-        def found():
-            for line in self.log().splitlines():
-                if rx.search(line):
-                    return line
-            return None
-        return wait_until(found, timeout, what=f"log line /{pattern}/")
-
-    def signal(self, sig):
-        self.proc.send_signal(sig)
-
-    def stop(self, check=True):
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                pytest.fail("smtpgate did not stop within 40 s of SIGTERM")
-        rc = self.proc.returncode
-        self.proc = None
-        self.logf.close()
-        if check:
-            log = self.log()
-            for mark in SANITIZER_MARKS:
-                assert mark not in log, f"sanitizer report in smtpgate log:\n{log}"
-            assert rc == 0, f"smtpgate exited {rc}:\n{log[-3000:]}"
-        return rc
+    def repick_ports(self):
+        self._pick_ports()
+        self.rewrite_config(**{k: v for k, v in self._listen_keys().items()
+                               if k not in self.fixed})
 
     # -- clients --
 

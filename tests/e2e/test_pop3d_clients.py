@@ -3,7 +3,6 @@
 import os
 import subprocess
 
-import pytest
 
 from pop3_harness import pop3d, pop3d_factory  # noqa: F401
 

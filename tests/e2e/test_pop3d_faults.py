@@ -10,7 +10,6 @@ import threading
 import time
 import poplib
 
-import pytest
 
 from conftest import program, wait_until
 from pop3_harness import Pop3d, pop3d, pop3d_factory, sanitized  # noqa: F401

@@ -3,7 +3,6 @@
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -12,7 +11,7 @@ import poplib
 import pytest
 
 from conftest import wait_until
-from pop3_harness import Pop3d, pop3d, pop3d_factory  # noqa: F401
+from pop3_harness import pop3d, pop3d_factory  # noqa: F401
 
 LOCK = "authbridge-pop3.lock"
 

@@ -11,7 +11,7 @@ import poplib
 
 import pytest
 
-from conftest import program, wait_until, write_config
+from conftest import program, wait_until
 from pop3_harness import Pop3d, make_tls, pop3d, pop3d_factory  # noqa: F401
 
 

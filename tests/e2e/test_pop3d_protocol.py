@@ -10,7 +10,7 @@ import poplib
 
 import pytest
 
-from pop3_harness import (CRYPT_USER, Raw, pop3d, pop3d_factory,  # noqa: F401
+from pop3_harness import (CRYPT_USER, pop3d, pop3d_factory,  # noqa: F401
                           unverified_context)
 
 MSG = b"From: a@example.org\nTo: alice@example.net\nSubject: hello\n\n" \

@@ -4,7 +4,6 @@ shared by every pop3d, with growing delays and then [LOGIN-DELAY]."""
 import time
 import poplib
 
-import pytest
 
 from conftest import write_config
 from pop3_harness import pop3d_factory  # noqa: F401

@@ -4,14 +4,12 @@ asking smtpgate's policy service), right away, for the grant's TTL."""
 
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-import pytest
 
-from conftest import free_port, wait_until, write_config
+from conftest import wait_until, write_config
 from pop3_harness import Pop3d, pop3d_factory  # noqa: F401
 from smtp_harness import DENY_HINT, gate_factory, sink  # noqa: F401
 from test_smtpgate_postfix import Postfix, postfix, swaks  # noqa: F401

@@ -4,12 +4,9 @@ networks, failure delays and limits, and the login reaching the MTA.
 """
 
 import base64
-import smtplib
 import socket
-import ssl
 import time
 
-import pytest
 
 from smtp_harness import USERS, gate, gate_factory, sink, unverified_context  # noqa: F401
 

@@ -4,7 +4,6 @@ each: the largest thing accepted, the smallest refused.
 
 import time
 
-import pytest
 
 from smtp_harness import gate, gate_factory, sink  # noqa: F401
 

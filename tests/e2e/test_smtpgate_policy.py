@@ -1,7 +1,6 @@
 """The Postfix policy service (SMTPD_POLICY_README) and WHOSON front doors."""
 
 import socket
-import time
 
 import pytest
 

@@ -7,12 +7,10 @@ in alternate_config_directories of /etc/postfix/main.cf for the test's
 duration, smtpd on a free port, logging to a file (no syslog here).
 """
 
-import os
 import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest

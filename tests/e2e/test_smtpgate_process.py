@@ -2,7 +2,6 @@
 
 import signal
 import subprocess
-import time
 
 from conftest import base_sections, program, write_config
 from smtp_harness import gate, gate_factory, sink  # noqa: F401

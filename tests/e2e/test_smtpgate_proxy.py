@@ -7,7 +7,6 @@ import smtplib
 import socket
 import time
 
-import pytest
 
 from conftest import free_port
 from smtp_harness import gate, gate_factory, sink  # noqa: F401

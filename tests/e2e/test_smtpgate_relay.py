@@ -3,11 +3,9 @@ networks, Redis outages, sender binding, and what is logged and streamed.
 """
 
 import re
-import smtplib
 import subprocess
 import time
 
-import pytest
 
 from conftest import wait_until
 from smtp_harness import DENY_HINT, gate, gate_factory, sink  # noqa: F401
