@@ -330,6 +330,7 @@ static void login_enter(struct session *s, const char *user, const char *method,
     s->bad_cmds = 0;
     session_enter_state(s, POP3_TRANSACTION);
     conn_set_timeouts(s->conn, idle, idle);
+    evtimer_del(s->login_deadline);
     s->timer_lock = event_new(s->srv->base, -1, EV_PERSIST, lock_refresh, s);
     evtimer_add(s->timer_lock, &every);
     g = (struct grant_info){ s->peer, s->user, method, conn_is_tls(s->conn) };

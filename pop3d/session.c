@@ -311,6 +311,8 @@ static void session_free(struct session *s)
         event_free(s->timer);
     if (s->timer_lock)
         event_free(s->timer_lock);
+    if (s->login_deadline)
+        event_free(s->login_deadline);
     free(s->user_arg);
     free(s->user);
     free(s);
@@ -328,6 +330,25 @@ static void greet(struct session *s)
     snprintf(s->stamp, sizeof(s->stamp), "<%ld.%s.%lld@%s>", s->srv->pid,
              s->sid, (long long)time(NULL), s->srv->hostname);
     session_reply(s, "+OK authbridge POP3 server ready %s", s->stamp);
+}
+
+/*
+ * login_timeout is also a deadline from connect: an idle timeout alone
+ * lets a slowloris client, one byte every few seconds, hold a connection
+ * forever without ever logging in.
+ */
+static void login_too_slow(evutil_socket_t fd, short what, void *arg)
+{
+    struct session *s = arg;
+
+    (void)fd;
+    (void)what;
+    if (s->user != NULL || s->dead)
+        return;
+    log_info("event=login_too_slow sid=%s rip=%s seconds=%u", s->sid,
+             s->peer_text, s->srv->pc->login_timeout);
+    session_reply(s, "-ERR Login took too long, closing connection.");
+    session_close(s, "login deadline");
 }
 
 static const char *cap_refusal(enum cap_result r)
@@ -383,7 +404,11 @@ void session_accept(evutil_socket_t fd, struct sockaddr *sa, socklen_t len,
     }
     TAILQ_INSERT_TAIL(&srv->sessions, s, link);
     srv->nsessions++;
-    conn_set_timeouts(s->conn, srv->pc->login_timeout, srv->pc->idle_timeout);
+    /* Before login the deadline below rules; after it, idle_timeout. */
+    conn_set_timeouts(s->conn, 0, srv->pc->idle_timeout);
+    s->login_deadline = evtimer_new(srv->base, login_too_slow, s);
+    struct timeval deadline = { srv->pc->login_timeout, 0 };
+    evtimer_add(s->login_deadline, &deadline);
     log_debug("event=connect sid=%s rip=%s tls=%s", s->sid, text,
               kind == LISTEN_TLS ? "implicit" : "no");
     greet(s);

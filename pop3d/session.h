@@ -49,6 +49,7 @@ struct session {
     unsigned pending;              /* callbacks still to come */
     struct event *timer;           /* failed-login delay */
     struct event *timer_lock;      /* lock refresh, after login */
+    struct event *login_deadline;  /* before login: absolute, not idle */
     bool output_wait;              /* paused until the client reads */
 
     /* After login. */

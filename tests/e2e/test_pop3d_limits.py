@@ -137,7 +137,7 @@ def test_login_timeout(pop3d_factory):
     r = d.raw()
     assert not r.closed(timeout=0.5)
     assert r.closed(timeout=4)
-    assert r.buf == b"-ERR Disconnected for inactivity.\r\n"
+    assert r.buf == b"-ERR Login took too long, closing connection.\r\n"
 
 
 def test_idle_timeout_after_login(pop3d_factory):
@@ -148,6 +148,7 @@ def test_idle_timeout_after_login(pop3d_factory):
     assert r.line() == b"+OK"
     assert not r.closed(timeout=1)
     assert r.closed(timeout=5)
+    assert r.buf == b"-ERR Disconnected for inactivity.\r\n"
     assert re.search(r"event=logout .*reason=timeout", d.log())
     assert "below RFC 1939" in d.log()
 
@@ -249,3 +250,31 @@ def test_never_refuses_plaintext_even_over_tls_but_allows_apop(pop3d_factory):
     assert p._shortcmd("APOP alice " + hashlib.md5(stamp + b"secret")
                        .hexdigest()).startswith(b"+OK")
     p.quit()
+
+
+def test_slowloris_before_login_is_cut_off_at_the_login_timeout(pop3d_factory):
+    d = pop3d_factory(login_timeout=2)
+    r = d.raw()
+    t0 = time.monotonic()
+    closed = False
+    for ch in b"USER alice\r\nPASS secre":   # a byte every 0.25 s: never idle
+        try:
+            r.send(bytes([ch]))
+        except OSError:
+            closed = True
+            break
+        time.sleep(0.25)
+        if time.monotonic() - t0 > 6:
+            break
+    assert closed or r.closed(timeout=1)
+    assert time.monotonic() - t0 < 4
+    assert b"-ERR Login took too long, closing connection." in r.buf or closed
+    assert "event=login_too_slow" in d.log()
+
+
+def test_login_deadline_does_not_touch_logged_in_sessions(pop3d_factory):
+    d = pop3d_factory(login_timeout=1, idle_timeout=30)
+    r = logged_in_raw(d)
+    time.sleep(1.5)
+    r.send(b"NOOP\r\n")
+    assert r.line() == b"+OK"
