@@ -9,6 +9,7 @@
 #include "authbridge/conf.h"
 #include "authbridge/grant.h"
 #include "authbridge/redis.h"
+#include "authbridge/users.h"
 #include "authbridge/util.h"
 
 #include <errno.h>
@@ -24,7 +25,6 @@
 #define DEFAULT_CONF "/etc/authbridge/authbridge.conf"
 #define SCAN_BATCH   1000
 #define XRANGE_BATCH 10000
-#define USER_MAX     256
 
 enum { EX_OK = 0, EX_NONE = 1, EX_USAGE = 2, EX_REDIS = 3 };
 
@@ -421,18 +421,6 @@ static int cmd_show(int argc, char **argv)
     return EX_OK;
 }
 
-static bool valid_user(const char *u)
-{
-    size_t n = strlen(u);
-
-    if (n == 0 || n > USER_MAX)
-        return false;
-    for (; *u; u++)
-        if ((unsigned char)*u <= ' ' || *u == 0x7f || *u == ':')
-            return false;
-    return true;
-}
-
 static int cmd_grant(int argc, char **argv)
 {
     struct grant_info g = { .method = "ADMIN", .tls = false };
@@ -451,7 +439,7 @@ static int cmd_grant(int argc, char **argv)
     }
     if (addr_parse(argv[1], &g.addr) < 0)
         die(EX_USAGE, "'%s' is not an IPv4 or IPv6 address", argv[1]);
-    if (!valid_user(argv[2]))
+    if (!users_valid_name(argv[2]))
         die(EX_USAGE, "'%s' is not a valid user name", argv[2]);
     g.user = argv[2];
     grant_cmds_put(&cmds, &settings, &g, (long long)time(NULL), ttl);

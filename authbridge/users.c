@@ -13,7 +13,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define USER_NAME_MAX 256       /* longer names are refused at load */
 #define USER_LINE_MAX 4096
 
 struct userdb {
@@ -34,6 +33,18 @@ static const struct {
     { "SHA256-CRYPT", SCHEME_CRYPT }, { "SHA512-CRYPT", SCHEME_CRYPT },
     { "BLF-CRYPT", SCHEME_CRYPT },    { "YESCRYPT", SCHEME_CRYPT },
 };
+
+bool users_valid_name(const char *name)
+{
+    size_t n = strlen(name);
+
+    if (n == 0 || n > USER_NAME_MAX)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        if (*p <= ' ' || *p == 0x7f || *p == ':')
+            return false;
+    return true;
+}
 
 static void user_free(void *p)
 {
@@ -126,11 +137,9 @@ static const char *parse_line(char *line, struct user *u)
 
     if (nf < 2)
         return "expected user:password[:uid:gid:gecos:home:...]";
-    if (f[0][0] == '\0' || strlen(f[0]) > USER_NAME_MAX)
-        return "empty or over-long user name";
-    for (const char *p = f[0]; *p; p++)
-        if ((unsigned char)*p <= ' ' || *p == 0x7f)
-            return "user name with spaces or control characters";
+    if (!users_valid_name(f[0]))
+        return "empty or over-long user name, or one with spaces or "
+               "control characters";
     if (parse_secret(f[1], u, &why) < 0)
         return why;
     if ((nf > 2 && parse_id(f[2], &uid) < 0) || (nf > 3 && parse_id(f[3], &gid) < 0))

@@ -21,6 +21,9 @@
 struct conf_errors;
 struct userdb;
 
+/* The longest user name anywhere (files, USER, AUTH, WHOSON, admin). */
+#define USER_NAME_MAX 255
+
 enum pass_scheme {
     SCHEME_PLAIN,
     SCHEME_CRYPT,
@@ -40,6 +43,11 @@ enum auth_result {
     AUTH_BAD,              /* unknown user or wrong password: same answer */
     AUTH_TEMPFAIL,         /* could not check (system error) */
 };
+
+/* What can be a user name: 1..USER_NAME_MAX octets, no space, control
+ * character or ':' (the user file's separator). Checked wherever a name
+ * comes in, so every program agrees on it. */
+bool users_valid_name(const char *name);
 
 /* NULL on error; every problem is added to errs as "file:line: ...". */
 struct userdb *userdb_load(const char *path, struct conf_errors *errs);

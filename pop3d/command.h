@@ -41,7 +41,4 @@ int pop3_msgno(const char *arg, size_t count, size_t *index);
 /* A non-negative line count for TOP (0..2^32-1); -1 if malformed. */
 int pop3_linecount(const char *arg, uint64_t *n);
 
-/* Base64 (RFC 4648, padding required) into out; returns length or -1. */
-long pop3_base64_decode(const char *in, unsigned char *out, size_t outlen);
-
 #endif

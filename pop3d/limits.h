@@ -17,10 +17,9 @@
 #define POP3_SASL_LINE_MAX 4096
 
 /* RFC 2449 section 4 again: "Keywords and arguments ... each argument may
- * be up to 40 characters long". User names get more room, as every
- * server gives them; the line limit bounds the total anyway. */
+ * be up to 40 characters long". User names get more room (USER_NAME_MAX,
+ * as every server gives them); the line limit bounds the total anyway. */
 #define POP3_ARG_MAX 40
-#define POP3_USER_MAX 255
 
 /* Dovecot's numbers: a client that sends this many unknown or malformed
  * commands is not a mail client; disconnect. */

@@ -14,7 +14,9 @@
 #include "authbridge/daemon.h"
 #include "authbridge/grant.h"
 #include "authbridge/log.h"
+#include "authbridge/sasl.h"
 #include "authbridge/throttle.h"
+#include "authbridge/users.h"
 #include "authbridge/util.h"
 
 #include <event2/event.h>
@@ -69,18 +71,6 @@ static void refuse_plaintext(struct session *s)
     else
         session_reply(s, "-ERR [AUTH] Plaintext passwords need TLS here: use "
                       "STLS%s.", s->srv->tls ? " or POP3S (port 995)" : "");
-}
-
-static bool valid_user_name(const char *u)
-{
-    size_t n = strlen(u);
-
-    if (n == 0 || n > POP3_USER_MAX)
-        return false;
-    for (; *u; u++)
-        if ((unsigned char)*u <= ' ' || *u == 0x7f || *u == ':')
-            return false;
-    return true;
 }
 
 /* ---- login ---------------------------------------------------------------- */
@@ -356,7 +346,7 @@ void login_capa(struct session *s)
 
 static void cmd_user(struct session *s, struct pop3_cmd *c)
 {
-    if (c->argc != 1 || !valid_user_name(c->argv[0])) {
+    if (c->argc != 1 || !users_valid_name(c->argv[0])) {
         session_bad_command(s, "-ERR Usage: USER name");
         return;
     }
@@ -386,7 +376,7 @@ static void cmd_pass(struct session *s, struct pop3_cmd *c)
 static void cmd_apop(struct session *s, struct pop3_cmd *c)
 {
 
-    if (c->argc != 2 || !valid_user_name(c->argv[0]) ||
+    if (c->argc != 2 || !users_valid_name(c->argv[0]) ||
         strlen(c->argv[1]) != 32) {
         session_bad_command(s, "-ERR Usage: APOP name digest");
         return;
@@ -398,28 +388,18 @@ static void cmd_apop(struct session *s, struct pop3_cmd *c)
 static void sasl_plain(struct session *s, const char *b64)
 {
     unsigned char buf[POP3_SASL_LINE_MAX];
-    const char *authzid, *authcid, *pass, *end;
-    long n = strcmp(b64, "=") == 0 ? 0 :
-             pop3_base64_decode(b64, buf, sizeof(buf) - 1);
+    const char *user, *pass;
+    size_t passlen;
+    long n = sasl_base64_decode(b64, strlen(b64), buf, sizeof(buf));
 
     if (n < 0) {
         session_bad_command(s, "-ERR [AUTH] Invalid base64 data.");
         return;
     }
-    buf[n] = '\0';
-    end = (const char *)buf + n;
-    authzid = (const char *)buf;
-    authcid = memchr(authzid, '\0', (size_t)n);
-    pass = authcid ? memchr(authcid + 1, '\0', (size_t)(end - authcid - 1)) : NULL;
-    if (pass == NULL || memchr(pass + 1, '\0', (size_t)(end - pass - 1)) != NULL ||
-        !valid_user_name(++authcid) ||
-        (authzid[0] != '\0' && strcmp(authzid, authcid) != 0)) {
-        explicit_bzero(buf, sizeof(buf));
+    if (sasl_plain_split(buf, (size_t)n, &user, &pass, &passlen) < 0)
         session_bad_command(s, "-ERR [AUTH] Malformed PLAIN response.");
-        return;
-    }
-    pass++;
-    login_start(s, "SASL-PLAIN", authcid, pass, (size_t)(end - pass));
+    else
+        login_start(s, "SASL-PLAIN", user, pass, passlen);
     explicit_bzero(buf, sizeof(buf));
 }
 

@@ -118,7 +118,5 @@
 #define WHOSON_CONNS_MAX   1024
 #define WHOSON_IDLE_S      300
 
-/* User names written through WHOSON LOGIN: the same bound pop3d uses. */
-#define WHOSON_USER_MAX 255
 
 #endif

@@ -11,7 +11,7 @@
  */
 #include "smtpgate/session.h"
 #include "smtpgate/gate.h"
-#include "smtpgate/sasl.h"
+#include "authbridge/sasl.h"
 
 #include "authbridge/auth.h"
 #include "authbridge/conf.h"
@@ -19,6 +19,7 @@
 #include "authbridge/conn.h"
 #include "authbridge/log.h"
 #include "authbridge/throttle.h"
+#include "authbridge/users.h"
 #include "authbridge/util.h"
 
 #include <event2/event.h>
@@ -238,7 +239,7 @@ static void login_user(struct smtp_session *s, const char *in, size_t len)
     if (n < 0)
         return;
     buf[n] = '\0';
-    if ((size_t)n != strlen((char *)buf) || !sasl_user_valid((char *)buf)) {
+    if ((size_t)n != strlen((char *)buf) || !users_valid_name((char *)buf)) {
         auth_abort(s, "501 5.5.2 Malformed user name");
         return;
     }

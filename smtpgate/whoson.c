@@ -2,12 +2,13 @@
 #include "smtpgate/gate.h"
 #include "smtpgate/limits.h"
 #include "smtpgate/reqconn.h"
-#include "smtpgate/sasl.h"
+#include "authbridge/sasl.h"
 
 #include "authbridge/conf.h"
 #include "authbridge/daemon.h"
 #include "authbridge/grant.h"
 #include "authbridge/log.h"
+#include "authbridge/users.h"
 #include "authbridge/util.h"
 
 #include <stdio.h>
@@ -22,7 +23,7 @@ struct whoson_conn {
     struct reqconn *rc;
     char sid[17];
     char addr_text[ADDR_TEXT_MAX];
-    char user[WHOSON_USER_MAX + 1];
+    char user[USER_NAME_MAX + 1];
 };
 
 static const struct reqconn_limits whoson_limits = {
@@ -70,7 +71,7 @@ const char *whoson_parse(char *line, struct whoson_req *r)
     if (addr_parse(w[1], &r->addr) < 0)
         return "Bad request: not an IP address";
     if (r->verb == WHOSON_LOGIN) {
-        if (!sasl_user_valid(w[2]) || strlen(w[2]) > WHOSON_USER_MAX)
+        if (!users_valid_name(w[2]))
             return "Bad request: not a user name";
         r->user = w[2];
     }
@@ -81,7 +82,7 @@ const char *whoson_parse(char *line, struct whoson_req *r)
 
 static void answer(struct whoson_conn *wc, char kind, const char *text)
 {
-    char buf[WHOSON_USER_MAX + 64];
+    char buf[USER_NAME_MAX + 64];
     int n = snprintf(buf, sizeof(buf), "%c%s\r\n\r\n", kind, text);
 
     reqconn_reply(wc->rc, buf, (size_t)n < sizeof(buf) ? (size_t)n :
@@ -102,7 +103,7 @@ static void query_cb(enum grant_status st, const char *user, long long ttl,
                      void *arg)
 {
     struct whoson_conn *wc = arg;
-    char u[WHOSON_USER_MAX + 1];
+    char u[USER_NAME_MAX + 1];
 
     (void)ttl;
     log_info("event=whoson sid=%s peer=%s verb=QUERY addr=%s result=%s "

@@ -129,32 +129,6 @@ static void top_line_counts(void **state)
     assert_int_equal(pop3_linecount("-1", &n), -1);
 }
 
-static void base64_decodes_with_padding(void **state)
-{
-    unsigned char out[64];
-
-    (void)state;
-    assert_int_equal(pop3_base64_decode("AGFsaWNlAHNlY3JldA==", out, sizeof(out)),
-                     13);
-    assert_memory_equal(out, "\0alice\0secret", 13);
-    assert_int_equal(pop3_base64_decode("YWI=", out, sizeof(out)), 2);
-    assert_int_equal(pop3_base64_decode("", out, sizeof(out)), 0);
-}
-
-static void base64_garbage_is_refused(void **state)
-{
-    static const char *const bad[] = {
-        "YWI", "Y===", "YW=I", "YW I", "!!!!", "YWJj=", "YQ==YQ==",
-    };
-    unsigned char out[64];
-
-    (void)state;
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        if (pop3_base64_decode(bad[i], out, sizeof(out)) != -1)
-            fail_msg("decoded '%s'", bad[i]);
-    assert_int_equal(pop3_base64_decode("YWJjZA==", out, 3), -1);  /* no room */
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -166,8 +140,6 @@ int main(void)
         cmocka_unit_test(empty_and_extra_arguments_are_refused),
         cmocka_unit_test(message_numbers_are_strict),
         cmocka_unit_test(top_line_counts),
-        cmocka_unit_test(base64_decodes_with_padding),
-        cmocka_unit_test(base64_garbage_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

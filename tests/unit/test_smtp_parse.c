@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "smtpgate/datascan.h"
-#include "smtpgate/sasl.h"
+#include "authbridge/sasl.h"
 #include "smtpgate/smtp_parse.h"
 
 #define S(lit) lit, sizeof(lit) - 1

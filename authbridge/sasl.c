@@ -1,8 +1,7 @@
-#include "smtpgate/sasl.h"
+#include "authbridge/sasl.h"
+#include "authbridge/users.h"
 
 #include <string.h>
-
-#define SASL_USER_MAX 255
 
 static int b64_value(unsigned char ch)
 {
@@ -62,18 +61,6 @@ long sasl_base64_decode(const char *in, size_t len, unsigned char *out,
     return (long)o;
 }
 
-bool sasl_user_valid(const char *user)
-{
-    size_t n = strlen(user);
-
-    if (n == 0 || n > SASL_USER_MAX)
-        return false;
-    for (const unsigned char *p = (const unsigned char *)user; *p; p++)
-        if (*p <= ' ' || *p == 0x7f || *p == ':')
-            return false;
-    return true;
-}
-
 int sasl_plain_split(unsigned char *msg, size_t len, const char **user,
                      const char **pass, size_t *passlen)
 {
@@ -88,7 +75,7 @@ int sasl_plain_split(unsigned char *msg, size_t len, const char **user,
     *user = (const char *)nul1 + 1;
     *pass = (const char *)nul2 + 1;
     *passlen = len - (size_t)(nul2 + 1 - msg);
-    if (memchr(*pass, '\0', *passlen) != NULL || !sasl_user_valid(*user))
+    if (memchr(*pass, '\0', *passlen) != NULL || !users_valid_name(*user))
         return -1;
     if (authzid[0] != '\0' && strcmp(authzid, *user) != 0)
         return -1;

@@ -1,10 +1,11 @@
 /*
- * SMTP AUTH (RFC 4954) message decoding for the PLAIN (RFC 4616) and
- * LOGIN mechanisms: strict base64, and the PLAIN message split.
- * Pure functions, unit-tested; the session does the exchange.
+ * SASL message decoding shared by pop3d's AUTH (RFC 5034) and smtpgate's
+ * SMTP AUTH (RFC 4954): strict base64, and the PLAIN (RFC 4616) message
+ * split. Pure functions, unit-tested and fuzzed; the sessions do the
+ * exchanges.
  */
-#ifndef SMTPGATE_SASL_H
-#define SMTPGATE_SASL_H
+#ifndef AB_SASL_H
+#define AB_SASL_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -22,13 +23,9 @@ long sasl_base64_decode(const char *in, size_t len, unsigned char *out,
  * RFC 4616: authzid NUL authcid NUL passwd. The message is split in
  * place; authzid may be empty (or must equal authcid: we do not let one
  * user act for another). 0, or -1 when malformed. No NUL may appear in
- * the password, and the user may not be empty.
+ * the password, and the user must be users_valid_name().
  */
 int sasl_plain_split(unsigned char *msg, size_t len, const char **user,
                      const char **pass, size_t *passlen);
-
-/* A user name we pass to the password check: 1..255 octets, printable
- * ASCII or UTF-8, no ':' (the user file's separator), no space. */
-bool sasl_user_valid(const char *user);
 
 #endif
