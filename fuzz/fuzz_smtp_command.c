@@ -5,7 +5,7 @@
  */
 #include "fuzz/fuzz.h"
 #include "smtpgate/rcpt.h"
-#include "smtpgate/sasl.h"
+#include "authbridge/sasl.h"
 #include "smtpgate/smtp_parse.h"
 
 #include <string.h>
