@@ -1,9 +1,11 @@
 #!/bin/sh
 # `make fuzz`: build every fuzz/fuzz_*.c with clang's libFuzzer (plus
 # ASan and UBSan) and run each for $1 seconds (default 60), starting from
-# the committed seeds in fuzz/corpus/<target>/. New interesting inputs go
-# to build/fuzz/corpus/<target>/; crashes to fuzz/artifacts/ (commit them
-# into fuzz/corpus/<target>/ once fixed: make check replays that folder).
+# the committed corpus in fuzz/corpus/<target>/. New interesting inputs
+# go to build/fuzz/corpus/<target>/ (fold them in with
+# `build/fuzz/fuzz_<target> -merge=1 fuzz/corpus/<target> build/fuzz/corpus/<target>`);
+# crashes to fuzz/artifacts/ (commit them into fuzz/corpus/<target>/ once
+# fixed: make check replays that folder).
 # FUZZ_TARGETS="a b" limits the run; FUZZ_JOBS runs that many at once.
 set -eu
 
@@ -61,16 +63,23 @@ run_one() {
     grep -E "^#[0-9]+.*(DONE|pulse)|stat::number_of_executed_units|stat::peak_rss|cov:" "$B/$t.log" | tail -3
 }
 
+# Batches of FUZZ_JOBS targets at a time (POSIX sh has no `wait -n`).
 status=0
-running=0
+batch=""
+run_batch() {
+    for t in $batch; do run_one "$t" & done
+    wait || true
+}
 for t in $targets; do
-    if [ "$JOBS" -gt 1 ]; then
-        run_one "$t" &
-        running=$((running + 1))
-        if [ "$running" -ge "$JOBS" ]; then wait -n 2>/dev/null || wait; running=$((running - 1)); fi
-    else
-        run_one "$t" || status=1
+    batch="$batch $t"
+    if [ "$(echo $batch | wc -w)" -ge "$JOBS" ]; then
+        run_batch
+        batch=""
     fi
 done
-wait || status=1
+[ -z "$batch" ] || run_batch
+if ls "$TOP"/fuzz/artifacts/* >/dev/null 2>&1; then
+    echo "make fuzz: crashing inputs in fuzz/artifacts/" >&2
+    status=1
+fi
 exit $status
