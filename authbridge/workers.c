@@ -59,13 +59,16 @@ static void *worker_main(void *arg)
         w->run(w);
 
         pthread_mutex_lock(&p->lock);
-        /* Only the first finished job of a batch needs to wake the loop. */
+        /* Only the first finished job of a batch needs to wake the loop;
+         * outside the lock, so the loop does not wake into a held lock. */
         wake = p->done_head == NULL;
         list_push(&p->done_head, &p->done_tail, w);
         if (wake) {
             uint64_t one = 1;
+            pthread_mutex_unlock(&p->lock);
             while (write(p->efd, &one, sizeof(one)) < 0 && errno == EINTR)
                 ;
+            pthread_mutex_lock(&p->lock);
         }
     }
     pthread_mutex_unlock(&p->lock);
@@ -125,12 +128,18 @@ struct workers *workers_new(struct event_base *base, unsigned nthreads)
 
 void workers_submit(struct workers *p, struct work *w)
 {
+    bool wake;
+
     p->busy++;
     pthread_mutex_lock(&p->lock);
     list_push(&p->todo_head, &p->todo_tail, w);
-    if (p->sleeping > 0)           /* a busy worker takes it next anyway */
-        pthread_cond_signal(&p->cond);
+    wake = p->sleeping > 0;        /* a busy worker takes it next anyway */
     pthread_mutex_unlock(&p->lock);
+    /* Signalled after the unlock: a woken worker does not first sleep
+     * again on the lock this thread still holds. A worker that went to
+     * sleep meanwhile was counted, and rechecks the list when woken. */
+    if (wake)
+        pthread_cond_signal(&p->cond);
 }
 
 unsigned workers_busy(const struct workers *p)
