@@ -49,10 +49,21 @@ def program(rel):
 
 
 def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port that was free a moment ago on every address.
+
+    Asked of the wildcard (dual-stack where there is IPv6), so that tests
+    listening on [::] or 0.0.0.0 do not get a port some client socket of
+    an earlier test still holds on a loopback address.
+    """
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            s.bind(("::", 0))
+            return s.getsockname()[1]
+    except OSError:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("0.0.0.0", 0))
+            return s.getsockname()[1]
 
 
 def wait_until(predicate, timeout, interval=0.01, what="condition"):
@@ -274,7 +285,8 @@ class Daemon:
             if self._start(timeout, address):
                 return self
             self.repick_ports()
-        pytest.fail(f"{self.name} could not bind its ports:\n{self.log()}")
+        busy = self.log_path.with_suffix(".busy").read_text(errors="replace")
+        pytest.fail(f"{self.name} could not bind its ports:\n{busy}")
 
     def _start(self, timeout, address):
         self.logf = open(self.log_path, "ab")
