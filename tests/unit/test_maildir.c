@@ -166,6 +166,67 @@ static void second_open_is_in_use_until_closed(void **state)
     maildir_close(open_ok());
 }
 
+static ino_t ino_of(const char *name)
+{
+    char path[512];
+    struct stat st;
+
+    snprintf(path, sizeof(path), "%s/%s", root, name);
+    if (stat(path, &st) < 0)
+        return 0;
+    return st.st_ino;
+}
+
+static int files_in_root(void)
+{
+    return count_in(".") - 3;      /* cur, new, tmp */
+}
+
+static void lock_holds_the_token_and_its_inode_is_reused(void **state)
+{
+    struct mailbox *mb = open_ok(), *other = NULL;
+    char err[256], path[512], body[400];
+    ino_t first = ino_of(LOCK);
+    ssize_t n;
+    int fd;
+
+    (void)state;
+    assert_int_not_equal(first, 0);
+    snprintf(path, sizeof(path), "%s/%s", root, LOCK);
+    fd = open(path, O_RDONLY);
+    n = read(fd, body, sizeof(body) - 1);
+    close(fd);
+    assert_true(n > 0);
+    body[n] = '\0';
+    assert_string_equal(body, mb->lock_token);
+    assert_int_equal(files_in_root(), 1);     /* the lock alone */
+
+    /* A loser gives back what it prepared and leaves nothing behind. */
+    assert_int_equal(maildir_open(root, LOCK, &other, err, sizeof(err)),
+                     MBOX_IN_USE);
+    assert_int_equal(ino_of(LOCK), first);
+    assert_int_equal(files_in_root(), 2);     /* the lock, LOCK.idle */
+
+    /* Released, the lock becomes the idle inode; the next one takes an
+     * idle inode, so no inode is created for it. */
+    maildir_close(mb);
+    assert_int_equal(ino_of(LOCK), 0);
+    assert_int_equal(files_in_root(), 1);     /* LOCK.idle */
+    assert_int_not_equal(ino_of(LOCK ".idle"), 0);
+    {
+        ino_t idle = ino_of(LOCK ".idle");
+        mb = open_ok();
+        assert_int_equal(ino_of(LOCK), idle);
+        assert_int_equal(files_in_root(), 1);
+        fd = open(path, O_RDONLY);
+        n = read(fd, body, sizeof(body) - 1);
+        close(fd);
+        body[n > 0 ? n : 0] = '\0';
+        assert_string_equal(body, mb->lock_token);
+        maildir_close(mb);
+    }
+}
+
 static void lock_of_a_dead_process_on_this_host_is_stale(void **state)
 {
     pid_t pid = fork();
@@ -250,6 +311,8 @@ int main(void)
         cmocka_unit_test(uidl_falls_back_to_a_hash_for_odd_names),
         cmocka_unit_test_setup_teardown(second_open_is_in_use_until_closed,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            lock_holds_the_token_and_its_inode_is_reused, setup, teardown),
         cmocka_unit_test_setup_teardown(
             lock_of_a_dead_process_on_this_host_is_stale, setup, teardown),
         cmocka_unit_test_setup_teardown(
