@@ -52,26 +52,30 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
  * interest is enabled only when the socket could not take everything.
  * TLS connections keep the bufferevent's own writing.
  */
+void bev_flush_direct(struct bufferevent *bev)
+{
+    struct evbuffer *out = bufferevent_get_output(bev);
+    int n;
+
+    if (evbuffer_get_length(out) == 0 ||
+        (bufferevent_get_enabled(bev) & EV_WRITE))
+        return;
+    /* libevent keeps the output's drain side frozen except inside its own
+     * writer; we are the writer here. */
+    evbuffer_unfreeze(out, 1);
+    n = evbuffer_write(out, bufferevent_getfd(bev));
+    evbuffer_freeze(out, 1);
+    /* Left over, or an error the bufferevent will meet and report. */
+    if (n < 0 || evbuffer_get_length(out) > 0)
+        bufferevent_enable(bev, EV_WRITE);
+}
+
 static void kick_output(struct conn *c)
 {
-    struct evbuffer *out;
-
     if (c->tls || c->ended)
         return;
-    out = bufferevent_get_output(c->bev);
-    if (evbuffer_get_length(out) > 0 &&
-        !(bufferevent_get_enabled(c->bev) & EV_WRITE)) {
-        int n;
-        /* libevent keeps the output's drain side frozen except inside its
-         * own writer; we are the writer here. */
-        evbuffer_unfreeze(out, 1);
-        n = evbuffer_write(out, bufferevent_getfd(c->bev));
-        evbuffer_freeze(out, 1);
-        /* Left over, or an error the bufferevent will meet and report. */
-        if (n < 0 || evbuffer_get_length(out) > 0)
-            bufferevent_enable(c->bev, EV_WRITE);
-    }
-    if (evbuffer_get_length(out) == 0 &&
+    bev_flush_direct(c->bev);
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 &&
         !(bufferevent_get_enabled(c->bev) & EV_WRITE))
         conn_write_cb(c->bev, c);  /* close-after-flush, STARTTLS, drain */
 }

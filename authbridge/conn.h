@@ -97,4 +97,14 @@ void conn_close_after_flush(struct conn *c);
  */
 void conn_starttls(struct conn *c, SSL_CTX *ctx);
 
+/*
+ * Write a plaintext bufferevent's output now, from the caller, when its
+ * own writing (EV_WRITE) is off: one write(2) instead of two epoll_ctl
+ * calls and a loop turn. What the socket does not take, and any error, is
+ * left to the bufferevent (EV_WRITE on). conn uses it for every reply;
+ * smtpgate's MTA side too.
+ */
+struct bufferevent;
+void bev_flush_direct(struct bufferevent *bev);
+
 #endif

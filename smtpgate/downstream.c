@@ -11,6 +11,7 @@
 #include "smtpgate/downstream_int.h"
 
 #include "authbridge/conf.h"
+#include "authbridge/conn.h"
 #include "authbridge/log.h"
 #include "authbridge/util.h"
 
@@ -53,6 +54,7 @@ static void really_free(struct ds *ds)
     if (ds->bev)
         bufferevent_free(ds->bev);
     event_free(ds->fail_ev);
+    event_free(ds->flush_ev);
     free(ds);
 }
 
@@ -196,6 +198,46 @@ void ds_fail_protocol(struct ds *ds, const char *why)
 }
 
 /* ---- sending --------------------------------------------------------------- */
+
+/*
+ * Once connected, commands and message octets are written directly at the
+ * end of the loop turn that queued them (bev_flush_direct), as conn does
+ * for clients: a bufferevent would arm and disarm write interest in epoll
+ * around every command, two system calls and a loop turn each. Only when
+ * the MTA does not take everything does the bufferevent write the rest.
+ */
+static void ds_flush(evutil_socket_t fd, short what, void *arg)
+{
+    struct ds *ds = arg;
+
+    (void)fd;
+    (void)what;
+    if (ds->bev == NULL || !ds->direct || ds->freeing)
+        return;
+    bev_flush_direct(ds->bev);
+    if (evbuffer_get_length(bufferevent_get_output(ds->bev)) == 0 &&
+        !(bufferevent_get_enabled(ds->bev) & EV_WRITE))
+        ds_write_cb(ds->bev, ds);          /* a drain callback may wait */
+}
+
+static void ds_output_added(struct evbuffer *buf,
+                            const struct evbuffer_cb_info *info, void *arg)
+{
+    struct ds *ds = arg;
+
+    (void)buf;
+    if (info->n_added > 0 && ds->direct &&
+        !(bufferevent_get_enabled(ds->bev) & EV_WRITE))
+        event_active(ds->flush_ev, 0, 0);
+}
+
+void ds_go_direct(struct ds *ds)
+{
+    ds->direct = true;
+    bufferevent_disable(ds->bev, EV_WRITE);
+    evbuffer_add_cb(bufferevent_get_output(ds->bev), ds_output_added, ds);
+    event_active(ds->flush_ev, 0, 0);    /* whatever was queued meanwhile */
+}
 
 void ds_arm_timeouts(struct ds *ds)
 {
@@ -503,6 +545,7 @@ struct ds *ds_new(struct event_base *base, const struct smtpgate_conf *sc,
     snprintf(ds->hostname, sizeof(ds->hostname), "%s", sc->hostname);
     copy_client(ds, client);
     ds->fail_ev = event_new(base, -1, 0, fail_deliver, ds);
+    ds->flush_ev = event_new(base, -1, 0, ds_flush, ds);
     log_debug("event=ds_connect sid=%s downstream=%s", ds->sid, ep->text);
     ds_connect(ds);
     return ds;
@@ -513,6 +556,7 @@ static void ds_connect(struct ds *ds)
     struct timeval tv = { ds->timeout_s, 0 };
 
     ds->state = DS_CONNECTING;
+    ds->direct = false;                   /* until this socket connects */
     ds->ext = ds->xclient = ds->xforward = 0;
     ds->xclient_used = false;
     ds->bev = bufferevent_socket_new(ds->base, -1, BEV_OPT_CLOSE_ON_FREE);

@@ -43,6 +43,8 @@ struct ds {
     struct event_base *base;
     struct bufferevent *bev;        /* NULL once failed */
     struct event *fail_ev;
+    struct event *flush_ev;         /* writes our output directly */
+    bool direct;                    /* connected: flush_ev writes, not bev */
     enum ds_state state;
     unsigned timeout_s;
     bool reading_timed;             /* read timeout armed */
@@ -92,6 +94,7 @@ void ds_arm_timeouts(struct ds *ds);
 void ds_send_ehlo(struct ds *ds, enum ds_state next);
 void ds_send_xclient(struct ds *ds);
 void ds_pump(struct ds *ds);
+void ds_go_direct(struct ds *ds);
 
 /* downstream_reply.c */
 void ds_read_cb(struct bufferevent *bev, void *arg);

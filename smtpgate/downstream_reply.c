@@ -224,6 +224,9 @@ void ds_write_cb(struct bufferevent *bev, void *arg)
     struct ds *ds = arg;
     ds_drain_cb *cb = ds->drain_cb;
 
+    /* All written: back to writing directly (ds_go_direct). */
+    if (ds->direct && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        bufferevent_disable(bev, EV_WRITE);
     if (cb == NULL ||
         evbuffer_get_length(bufferevent_get_output(bev)) > ds->drain_low)
         return;
@@ -244,6 +247,7 @@ void ds_event_cb(struct bufferevent *bev, short what, void *arg)
          * ones: without this, Nagle and delayed ACKs add 40 ms a message. */
         setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one,
                    sizeof(one));
+        ds_go_direct(ds);
         ds_enter(ds, DS_GREETING);
         return;
     }

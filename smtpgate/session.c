@@ -596,7 +596,6 @@ void smtp_session_accept(evutil_socket_t fd, struct sockaddr *sa,
     struct ab_addr peer;
     char text[ADDR_TEXT_MAX];
     enum cap_result cap;
-    int one = 1;
 
     (void)len;
     if (g->stopping || addr_from_sockaddr(sa, &peer) < 0) {
@@ -608,8 +607,7 @@ void smtp_session_accept(evutil_socket_t fd, struct sockaddr *sa,
         refuse_connection(g, fd, kind, cap, text);
         return;
     }
-    /* Pipelined replies are small writes: do not let Nagle hold them. */
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    /* conn_new turns Nagle off: pipelined replies are small writes. */
     s = session_new(g, &peer, text);
     s->conn = conn_new(g->base, fd, sa, kind == GATE_LISTEN_SMTPS ? g->tls : NULL,
                        &session_ops, s);

@@ -41,12 +41,16 @@ def test_data_passes_through_octet_for_octet(gate, sink):
 
 
 def test_a_large_message_streams_with_back_pressure(gate, sink):
-    """4 MB to an MTA that reads slowly: the gate stops reading the client
-    while the MTA side is behind, and every octet arrives."""
-    sink.slow_read = 0.02
-    lines = [b"line %07d " % i + b"x" * 60 + b"\r\n" for i in range(54000)]
+    """8 MB to an MTA that reads slowly: the gate stops reading the client
+    while the MTA side is behind, and every octet arrives. The kernel
+    queues up to 4 MB towards the MTA (tcp_wmem's default maximum) before
+    the gate's own buffer grows, so the message is larger than that and
+    the MTA's receive buffer is kept small (no autotuning to 32 MB)."""
+    sink.srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    sink.slow_read = 0.002
+    lines = [b"line %07d " % i + b"x" * 60 + b"\r\n" for i in range(110000)]
     body = b"".join(lines)
-    assert len(body) > 4_000_000
+    assert len(body) > 8_000_000
     r = gate.raw(TRUSTED)
     r.cmd("EHLO c.example")
     r.cmd("MAIL FROM:<a@example.net> SIZE=%d" % len(body))
