@@ -26,6 +26,8 @@ struct conn {
     struct bufferevent *bev;
     struct event_base *base;
     struct event *flush_ev;       /* plaintext: write replies directly */
+    struct event *line_ev;        /* a started line must end by then */
+    bool line_armed;
     const struct conn_ops *ops;
     void *arg;
     struct ab_addr peer;
@@ -42,6 +44,10 @@ struct conn {
 static void conn_read_cb(struct bufferevent *bev, void *arg);
 static void conn_write_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
+static void timed_out(struct conn *c, short what);
+static void line_deadline_cb(evutil_socket_t fd, short what, void *arg);
+static enum line_result readline(struct conn *c, char *buf, size_t max,
+                                 size_t *len);
 
 /*
  * Plaintext output. A bufferevent turns write interest on in epoll for
@@ -103,6 +109,7 @@ static void end(struct conn *c, enum conn_end why)
     if (c->ended)
         return;
     c->ended = true;
+    event_del(c->line_ev);
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
     c->ops->on_end(c, why, c->arg);
 }
@@ -182,6 +189,7 @@ struct conn *conn_new(struct event_base *base, evutil_socket_t fd,
         return NULL;
     }
     c->flush_ev = event_new(base, -1, 0, flush_cb, c);
+    c->line_ev = evtimer_new(base, line_deadline_cb, c);
     setup_bev(c);
     return c;
 }
@@ -194,6 +202,7 @@ void conn_free(struct conn *c)
         SSL_CTX_free(c->pending_tls);
     bufferevent_free(c->bev);
     event_free(c->flush_ev);
+    event_free(c->line_ev);
     free(c);
 }
 
@@ -253,8 +262,48 @@ void conn_printf(struct conn *c, const char *fmt, ...)
     va_end(ap);
 }
 
+/*
+ * The read timeout restarts with every byte, so a client sending one byte
+ * a minute would hold its connection (and, in pop3d, the mailbox lock)
+ * for ever. A line that has begun must therefore also end within the
+ * read timeout, counted from when it was first seen incomplete, as
+ * Postfix's smtpd_per_record_deadline does.
+ */
+static enum line_result line_deadline(struct conn *c, enum line_result r,
+                                      size_t have)
+{
+    if (r != LINE_MORE) {
+        if (c->line_armed)
+            event_del(c->line_ev);
+        c->line_armed = false;
+    } else if (have > 0 && !c->line_armed && c->read_s > 0 && !c->ended) {
+        struct timeval tv = { c->read_s, 0 };
+        evtimer_add(c->line_ev, &tv);
+        c->line_armed = true;
+    }
+    return r;
+}
+
+static void line_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+
+    (void)fd;
+    (void)what;
+    c->line_armed = false;
+    if (!c->ended && !c->closing)
+        timed_out(c, BEV_EVENT_READING | BEV_EVENT_TIMEOUT);
+}
+
 enum line_result conn_readline(struct conn *c, char *buf, size_t max,
                                size_t *len)
+{
+    return line_deadline(c, readline(c, buf, max, len),
+                         evbuffer_get_length(bufferevent_get_input(c->bev)));
+}
+
+static enum line_result readline(struct conn *c, char *buf, size_t max,
+                                 size_t *len)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
     size_t n, have = evbuffer_get_length(in);

@@ -153,6 +153,31 @@ def test_idle_timeout_after_login(pop3d_factory):
     assert "below RFC 1939" in d.log()
 
 
+def test_a_line_trickled_byte_by_byte_still_times_out(pop3d_factory):
+    """Every byte restarts the idle timeout, but a command line must arrive
+    whole within it: a client cannot hold the mailbox lock by sending a
+    byte now and then (40 bytes at 4 a second would take 10 s)."""
+    d = pop3d_factory(login_timeout=1, idle_timeout=2)
+    r = logged_in_raw(d)
+    started = time.monotonic()
+    closed_after = None
+    for b in b"NOOP" + b" " * 36:
+        try:
+            r.send(bytes([b]))
+        except OSError:
+            break
+        if r.closed(timeout=0.25):
+            closed_after = time.monotonic() - started
+            break
+    assert closed_after is not None and 1.8 < closed_after < 4
+    assert r.buf == b"-ERR Disconnected for inactivity.\r\n"
+    assert re.search(r"event=logout .*reason=timeout", d.log())
+    p = d.client()                # and the lock went with it
+    p.user("alice")
+    assert p.pass_("secret").startswith(b"+OK")
+    p.quit()
+
+
 # ---- connection caps -------------------------------------------------------------------
 
 def test_per_address_cap(pop3d_factory):

@@ -152,6 +152,32 @@ def test_command_timeout(gate_factory):
     g.wait_log(r"event=disconnect .*reason=timeout")
 
 
+def trickle(r, data, every=0.25):
+    """Send data a byte at a time; seconds until the server closed (None
+    if it never did)."""
+    started = time.monotonic()
+    for b in data:
+        try:
+            r.send(bytes([b]))
+        except OSError:
+            break
+        if r.closed(timeout=every):
+            return time.monotonic() - started
+    return time.monotonic() - started if r.closed(timeout=every) else None
+
+
+def test_a_line_trickled_byte_by_byte_still_times_out(gate_factory):
+    """Every byte restarts the read timeout, but a command line must arrive
+    whole within command_timeout (as Postfix's smtpd_per_record_deadline):
+    36 bytes at 4 a second would otherwise hold the connection 9 s."""
+    g = gate_factory(command_timeout=1)
+    r = g.raw()
+    elapsed = trickle(r, b"NOOP" + b" " * 32)
+    assert elapsed is not None and 0.8 < elapsed < 3
+    assert r.buf == b"421 4.4.2 gate.test Error: timeout exceeded\r\n"
+    g.wait_log(r"event=disconnect .*reason=timeout")
+
+
 def test_data_timeout_never_ends_the_message(gate_factory, sink):
     g = gate_factory(data_timeout=1, command_timeout=30)
     r = in_transaction(g)
