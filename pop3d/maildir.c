@@ -178,6 +178,13 @@ static void lock_break(const char *path, const struct stat *judged)
  */
 static unsigned long lock_serial;
 
+static void priv_name(const struct mailbox *mb, char *priv, size_t privlen)
+{
+    snprintf(priv, privlen, "%s.%s.%ld.%lu", mb->lock_path, lock_host,
+             lock_pid ? lock_pid : (long)getpid(),
+             __atomic_add_fetch(&lock_serial, 1, __ATOMIC_RELAXED));
+}
+
 /* A file of our own, holding our token: the idle inode if there is one,
  * else a new one. Its name is left in priv. -1 with errno on failure. */
 static int lock_prepare(struct mailbox *mb, const char *idle, char *priv,
@@ -187,11 +194,26 @@ static int lock_prepare(struct mailbox *mb, const char *idle, char *priv,
     bool reused;
     int fd;
 
-    snprintf(priv, privlen, "%s.%s.%ld.%lu", mb->lock_path, lock_host,
-             lock_pid ? lock_pid : (long)getpid(),
-             __atomic_add_fetch(&lock_serial, 1, __ATOMIC_RELAXED));
+    priv_name(mb, priv, privlen);
     reused = rename(idle, priv) == 0;
-    fd = open(priv, O_RDWR | O_CLOEXEC | (reused ? 0 : O_CREAT | O_EXCL), 0600);
+    if (reused) {
+        /* Whoever can write the Maildir can plant "idle": never follow a
+         * symbolic link, never write a file that has another name. */
+        struct stat st;
+        fd = open(priv, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+        if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+                        st.st_nlink != 1)) {
+            close(fd);
+            fd = -1;
+        }
+        if (fd < 0) {
+            unlink(priv);         /* only this name goes, not its target */
+            priv_name(mb, priv, privlen);
+            reused = false;
+        }
+    }
+    if (!reused)
+        fd = open(priv, O_RDWR | O_CLOEXEC | O_CREAT | O_EXCL, 0600);
     if (fd < 0)
         return -1;
     if (pwrite(fd, mb->lock_token, len, 0) != (ssize_t)len ||

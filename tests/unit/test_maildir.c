@@ -227,6 +227,36 @@ static void lock_holds_the_token_and_its_inode_is_reused(void **state)
     }
 }
 
+/* Whoever can write the Maildir can plant the idle file: a symbolic or
+ * hard link to a file pop3d may write must never get the token. */
+static void planted_idle_links_are_not_followed(void **state)
+{
+    char victim[512], idle[512], body[64];
+    struct mailbox *mb;
+    FILE *f;
+
+    (void)state;
+    snprintf(victim, sizeof(victim), "%s/victim", top);
+    snprintf(idle, sizeof(idle), "%s/%s.idle", root, LOCK);
+    f = fopen(victim, "w");
+    assert_non_null(f);
+    fputs("precious\n", f);
+    fclose(f);
+    for (int kind = 0; kind < 2; kind++) {
+        assert_int_equal(kind == 0 ? symlink(victim, idle) : link(victim, idle),
+                         0);
+        mb = open_ok();
+        maildir_close(mb);
+        f = fopen(victim, "r");
+        assert_non_null(f);
+        assert_non_null(fgets(body, sizeof(body), f));
+        fclose(f);
+        assert_string_equal(body, "precious\n");
+        unlink(idle);                 /* the released lock, now idle */
+        assert_int_equal(files_in_root(), 0);
+    }
+}
+
 static void lock_of_a_dead_process_on_this_host_is_stale(void **state)
 {
     pid_t pid = fork();
@@ -313,6 +343,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             lock_holds_the_token_and_its_inode_is_reused, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            planted_idle_links_are_not_followed, setup, teardown),
         cmocka_unit_test_setup_teardown(
             lock_of_a_dead_process_on_this_host_is_stale, setup, teardown),
         cmocka_unit_test_setup_teardown(
