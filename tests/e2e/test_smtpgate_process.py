@@ -1,9 +1,13 @@
 """smtpgate as a process: -t, start-up errors, SIGTERM (graceful), SIGHUP."""
 
 import signal
+import ssl
 import subprocess
+import threading
+import time
 
-from conftest import base_sections, program, write_config
+from conftest import base_sections, program, wait_until, write_config
+from pop3_harness import make_tls
 from smtp_harness import gate, gate_factory, sink  # noqa: F401
 
 
@@ -79,3 +83,46 @@ def test_sighup_reloads_the_sender_map(gate_factory, rdb, tmp_path):
     g.signal(signal.SIGHUP)
     g.wait_log(r"event=reload_failed keeping=previous")
     assert rcpt("info@example.org") == 250
+
+
+def test_sighup_under_load_drops_nothing_and_swaps_the_certificate(
+        gate, sink, tmp_path):
+    """Messages keep flowing, over plain SMTP and implicit TLS, through five
+    reloads; the last one brings a new certificate, which new TLS sessions
+    get, while nothing in flight fails."""
+    before = ssl.get_server_certificate(("127.0.0.1", gate.tls_port))
+    stop, lock = threading.Event(), threading.Lock()
+    sent, errors = [0], []
+
+    def client(i):
+        while not stop.is_set():
+            try:
+                smtp = gate.smtps if i % 2 else gate.smtp
+                with smtp("127.0.0.5") as s:
+                    s.sendmail("a@example.net", ["b@remote.example"],
+                               b"Subject: load %d\r\n\r\nbody\r\n" % i)
+                with lock:
+                    sent[0] += 1
+            except Exception as e:        # noqa: BLE001 - every failure counts
+                with lock:
+                    errors.append(repr(e))
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(5):
+            time.sleep(0.3)
+            if i == 4:
+                cert, key = make_tls(tmp_path / "newtls")
+                gate.rewrite_config(tls_cert=str(cert), tls_key=str(key))
+            gate.signal(signal.SIGHUP)
+        wait_until(lambda: gate.log().count("event=reloaded") == 5, 5,
+                   what="five reloads")
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+    assert errors == [] and sent[0] > 20
+    assert len(sink.messages()) == sent[0]
+    assert ssl.get_server_certificate(("127.0.0.1", gate.tls_port)) != before
