@@ -152,7 +152,7 @@ static void grant_cb(enum grant_status st, const char *user, long long ttl,
     (void)ttl;
     switch (path) {
     case RELAY_GRANT:
-        relay_record(pc->g, &q, path, user, LOG_DEBUG);
+        relay_record(pc->g, &q, path, user, LOG_INFO);
         reqconn_reply(pc->rc, REPLY_OK, sizeof(REPLY_OK) - 1);
         count(&counts.ok);
         return;
@@ -166,8 +166,10 @@ static void grant_cb(enum grant_status st, const char *user, long long ttl,
         count(&counts.mismatch);
         break;
     default:
-        log_debug("event=policy sid=%s client=%s rcpt=%s action=DUNNO",
-                  pc->sid, pc->client_text, log_esc(pc->rcpt));
+        /* No grant: Postfix decides (and logs what it decides). */
+        log_info("event=rcpt via=policy sid=%s client=%s helo=%s sender=%s "
+                 "rcpt=%s path=none action=DUNNO", pc->sid, pc->client_text,
+                 log_esc(pc->helo), log_esc(pc->sender), log_esc(pc->rcpt));
         count(&counts.dunno);
         break;
     }

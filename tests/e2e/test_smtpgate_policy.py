@@ -78,6 +78,14 @@ def test_policy_ok_with_a_grant_dunno_without(gate, rdb):
                          what="two relay-allowed entries")
     assert len(allowed) == 2 and allowed[0]["via"] == "policy"
     assert allowed[0]["user"] == "alice" and allowed[0]["path"] == "grant"
+    # Every answer is one line of the text log, at the default level.
+    gate.wait_log(r"event=rcpt via=policy .*client=192\.0\.2\.8 "
+                  r"helo=client\.example sender=alice@example\.net "
+                  r"rcpt=bob@remote\.example path=none action=DUNNO")
+    oks = [line for line in gate.log().splitlines()
+           if "event=rcpt via=policy" in line and "path=grant" in line]
+    assert len(oks) == 2 and all(" info: " in o and "user=alice" in o
+                                 for o in oks)
 
 
 def test_policy_persistent_connection_many_requests(gate, rdb):
