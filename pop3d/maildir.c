@@ -227,6 +227,19 @@ static int lock_prepare(struct mailbox *mb, const char *idle, char *priv,
     return fd;
 }
 
+/* Over NFS a link(2) can succeed on the server and still report an error
+ * (the reply was lost, the retried call found the name): our file then
+ * has two names. The classic check of NFS-safe dot-locking. */
+static bool linked_anyway(int fd)
+{
+    struct stat st;
+    int saved = errno;
+    bool two = fstat(fd, &st) == 0 && st.st_nlink == 2;
+
+    errno = saved;
+    return two;
+}
+
 static enum mbox_status lock_take(struct mailbox *mb, char *err, size_t errlen,
                                   bool *missing)
 {
@@ -246,7 +259,7 @@ static enum mbox_status lock_take(struct mailbox *mb, char *err, size_t errlen,
             rc = MBOX_ERROR;
             break;
         }
-        if (link(priv, mb->lock_path) == 0) {
+        if (link(priv, mb->lock_path) == 0 || linked_anyway(fd)) {
             unlink(priv);
             mb->lock_fd = fd;
             rc = MBOX_OK;
