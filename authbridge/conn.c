@@ -46,6 +46,7 @@ static void conn_write_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 static void timed_out(struct conn *c, short what);
 static void line_deadline_cb(evutil_socket_t fd, short what, void *arg);
+static void line_deadline_stop(struct conn *c);
 static enum line_result readline(struct conn *c, char *buf, size_t max,
                                  size_t *len);
 
@@ -269,13 +270,22 @@ void conn_printf(struct conn *c, const char *fmt, ...)
  * read timeout, counted from when it was first seen incomplete, as
  * Postfix's smtpd_per_record_deadline does.
  */
+static void line_deadline_stop(struct conn *c)
+{
+    if (c->line_armed)
+        event_del(c->line_ev);
+    c->line_armed = false;
+}
+
+/* The deadline runs only while the owner reads: not while it pauses
+ * input or turns the read timeout off (pop3d streaming a long RETR,
+ * smtpgate waiting for Redis or the MTA). The next incomplete line
+ * starts it afresh. */
 static enum line_result line_deadline(struct conn *c, enum line_result r,
                                       size_t have)
 {
     if (r != LINE_MORE) {
-        if (c->line_armed)
-            event_del(c->line_ev);
-        c->line_armed = false;
+        line_deadline_stop(c);
     } else if (have > 0 && !c->line_armed && c->read_s > 0 && !c->ended) {
         struct timeval tv = { c->read_s, 0 };
         evtimer_add(c->line_ev, &tv);
@@ -336,12 +346,15 @@ void conn_set_timeouts(struct conn *c, unsigned read_s, unsigned write_s)
 {
     c->read_s = read_s;
     c->write_s = write_s;
+    if (read_s == 0)
+        line_deadline_stop(c);
     apply_timeouts(c);
 }
 
 void conn_pause(struct conn *c)
 {
     bufferevent_disable(c->bev, EV_READ);
+    line_deadline_stop(c);
 }
 
 void conn_resume(struct conn *c)
