@@ -164,7 +164,7 @@ static void login_done(enum auth_result r, const struct auth_user *u, void *arg)
                       "try again later.");
         session_set_busy(s, false);
     } else if (r != AUTH_OK) {
-        throttle_failed(s->srv->throttle, &s->peer, l->user);
+        throttle_failed(s->srv->svc.throttle, &s->peer, l->user);
         login_failed(s, l->user, l->method);
     } else if (l->st == MBOX_IN_USE) {
         log_info("event=mailbox_in_use sid=%s user=%s rip=%s", s->sid,
@@ -180,7 +180,7 @@ static void login_done(enum auth_result r, const struct auth_user *u, void *arg)
         session_set_busy(s, false);
     } else {
         if (l->addr_fails > 0)
-            throttle_succeeded(s->srv->throttle, &s->peer);
+            throttle_succeeded(s->srv->svc.throttle, &s->peer);
         s->auth_cached = u->cached;
         login_enter(s, u->name, l->method, l->mb);
     }
@@ -190,7 +190,7 @@ static void login_done(enum auth_result r, const struct auth_user *u, void *arg)
 /* The throttle let this attempt through: now check the password. */
 static void login_check(struct login *l)
 {
-    struct auth *a = l->s->srv->auth;
+    struct auth *a = l->s->srv->svc.auth;
 
     if (strcmp(l->method, "APOP") == 0)
         auth_check_apop(a, l->user, l->s->stamp, l->secret, login_then, l,
@@ -258,7 +258,7 @@ static void login_start(struct session *s, const char *method,
     l->lock_name = ab_strdup(s->srv->pc->lock_name);
     s->pending++;
     session_set_busy(s, true);
-    throttle_check(s->srv->throttle, &s->peer, user, login_throttled, l);
+    throttle_check(s->srv->svc.throttle, &s->peer, user, login_throttled, l);
 }
 
 static void lock_refresh(evutil_socket_t fd, short what, void *arg)
@@ -283,7 +283,7 @@ static void grant_done(enum grant_status st, void *arg)
         /* Mail access does not depend on Redis: log in anyway, and keep
          * trying to record the grant in the background. */
         g.tls = s->conn != NULL && conn_is_tls(s->conn);
-        grant_store_retry_later(s->srv->grants, &g);
+        grant_store_retry_later(s->srv->svc.grants, &g);
     }
     if (s->dead) {
         session_unref_dead(s);
@@ -325,7 +325,7 @@ static void login_enter(struct session *s, const char *user, const char *method,
     evtimer_add(s->timer_lock, &every);
     g = (struct grant_info){ s->peer, s->user, method, conn_is_tls(s->conn) };
     s->pending++;
-    grant_store_put(s->srv->grants, &g, grant_done, s);
+    grant_store_put(s->srv->svc.grants, &g, grant_done, s);
 }
 
 /* ---- AUTHORIZATION commands ------------------------------------------------ */

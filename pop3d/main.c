@@ -100,7 +100,7 @@ static void reload(struct server *srv)
     SSL_CTX *tls;
     struct ab_conf *c = load_checked(srv->conf_path, &tls, &errs);
 
-    if (c == NULL || auth_load(srv->auth, c->pop3d.d.users, &errs) < 0) {
+    if (c == NULL || auth_load(srv->svc.auth, c->pop3d.d.users, &errs) < 0) {
         conf_errors_log(&errs);
         log_err("event=reload_failed keeping=previous");
         conf_errors_free(&errs);
@@ -118,10 +118,7 @@ static void reload(struct server *srv)
     conf_free(srv->conf);
     srv->conf = c;
     srv->pc = &c->pop3d;
-    conncap_set_limits(srv->cap, srv->pc->d.max_connections,
-                       srv->pc->d.max_connections_per_addr);
-    auth_set_cache_ttl(srv->auth, srv->pc->d.auth_cache_ttl);
-    throttle_set_conf(srv->throttle, &c->throttle);
+    services_reconfigure(&srv->svc, c, &srv->pc->d);
     log_set_dest(log_dest_of(srv->pc));
     warn_short_idle(srv->pc);
     log_info("event=reloaded conf=%s (listen, redis and grant settings need a "
@@ -137,7 +134,7 @@ static void stop_poll(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (started == 0)
         started = ab_now_ms();
-    if ((srv->nsessions == 0 && workers_busy(srv->workers) == 0) ||
+    if ((srv->nsessions == 0 && workers_busy(srv->svc.workers) == 0) ||
         ab_now_ms() - started > STOP_GRACE_MS)
         event_base_loopexit(srv->base, NULL);
 }
@@ -183,37 +180,6 @@ static int open_listeners(struct server *srv)
 fail:
     log_err("event=startup_failed error=%s", log_esc(err));
     return -1;
-}
-
-/* Before dropping privileges: the user file may be readable by root only. */
-static int load_users(struct server *srv)
-{
-    struct conf_errors errs = { 0 };
-
-    srv->auth = auth_new(srv->base, srv->pc->d.auth_cache_ttl);
-    if (auth_load(srv->auth, srv->pc->d.users, &errs) == 0)
-        return 0;
-    conf_errors_log(&errs);
-    conf_errors_free(&errs);
-    return -1;
-}
-
-static void start_services(struct server *srv)
-{
-    const struct ab_conf *c = srv->conf;
-    struct grant_settings gs = {
-        .prefix = c->redis.prefix, .node = c->pop3d.d.node, .ttl = c->grant.ttl,
-        .ipv6_prefix = c->grant.ipv6_prefix, .log_maxlen = c->redis.log_maxlen,
-        .replicas = c->grant.replicas, .timeout_ms = c->redis.timeout_ms,
-    };
-
-    srv->redis = rconn_new(srv->base, &c->redis);
-    srv->grants = grant_store_new(srv->redis, &gs);
-    srv->throttle = throttle_new(srv->redis, c->redis.prefix, &c->throttle);
-    srv->workers = workers_new(srv->base, c->pop3d.d.worker_threads);
-    auth_set_workers(srv->auth, srv->workers);
-    srv->cap = conncap_new(c->pop3d.d.max_connections,
-                           c->pop3d.d.max_connections_per_addr);
 }
 
 static void listen_text(const struct daemon_conf *d, char *buf, size_t len)
@@ -271,14 +237,15 @@ int main(int argc, char **argv)
     maildir_set_hostname(srv.hostname);
     srv.pid = (long)getpid();
     srv.base = event_base_new();
-    if (srv.base == NULL || open_listeners(&srv) < 0 || load_users(&srv) < 0)
+    if (srv.base == NULL || open_listeners(&srv) < 0 ||
+        services_load_users(&srv.svc, srv.base, &srv.pc->d) < 0)
         return 1;
     log_attach_loop(srv.base);
     if (daemon_drop_privileges(srv.pc->d.user, err, sizeof(err)) < 0) {
         log_err("event=startup_failed error=%s", log_esc(err));
         return 1;
     }
-    start_services(&srv);
+    services_start(&srv.svc, srv.base, srv.conf, &srv.pc->d);
     for (size_t i = 0; i < AB_ARRAY_LEN(signums); i++) {
         sigs[i] = evsignal_new(srv.base, signums[i], on_signal, &srv);
         evsignal_add(sigs[i], NULL);
@@ -296,12 +263,8 @@ int main(int argc, char **argv)
     if (srv.stop_timer)
         event_free(srv.stop_timer);
     listeners_free(srv.listeners);
-    workers_free(srv.workers);
-    auth_free(srv.auth);
-    rconn_free(srv.redis);         /* completes pending calls first */
-    grant_store_free(srv.grants);
-    throttle_free(srv.throttle);
-    conncap_free(srv.cap);
+    services_stop(&srv.svc);
+    services_free(&srv.svc);
     if (srv.tls)
         SSL_CTX_free(srv.tls);
     conf_free(srv.conf);

@@ -9,17 +9,13 @@
 #include <sys/queue.h>
 #include <event2/util.h>
 #include <openssl/ssl.h>
+
+#include "authbridge/services.h"
 #include <sys/socket.h>
 
 struct ab_conf;
 struct pop3d_conf;
-struct rconn;
-struct grant_store;
-struct throttle;
-struct workers;
-struct auth;
 struct listeners;
-struct conncap;
 struct session;
 
 struct server {
@@ -27,14 +23,9 @@ struct server {
     struct ab_conf *conf;          /* replaced on SIGHUP */
     const struct pop3d_conf *pc;   /* &conf->pop3d */
     const char *conf_path;
-    struct rconn *redis;
-    struct grant_store *grants;
-    struct throttle *throttle;
-    struct workers *workers;
-    struct auth *auth;
+    struct services svc;           /* Redis, grants, throttle, caps, users */
     SSL_CTX *tls;                  /* NULL without tls_cert */
     struct listeners *listeners;
-    struct conncap *cap;
     char hostname[256];
     long pid;                      /* for APOP timestamps */
     bool stopping;

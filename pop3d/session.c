@@ -216,7 +216,7 @@ static void on_end(struct conn *c, enum conn_end why, void *arg)
     conn_free(c);
     s->conn = NULL;
     s->dead = true;
-    conncap_release(s->srv->cap, s->peer_text);
+    conncap_release(s->srv->svc.cap, s->peer_text);
     if (s->stream_fd >= 0) {
         close(s->stream_fd);
         s->stream_fd = -1;
@@ -283,7 +283,7 @@ static void submit_mbox_job(struct session *s, struct mailbox *mb, bool update)
     j->mb = mb;
     j->update = update;
     s->pending++;
-    workers_submit(s->srv->workers, &j->w);
+    workers_submit(s->srv->svc.workers, &j->w);
 }
 
 void session_release_mailbox(struct session *s, struct mailbox *mb)
@@ -373,7 +373,7 @@ void session_accept(evutil_socket_t fd, struct sockaddr *sa, socklen_t len,
         return;
     }
     addr_format(&peer, text);
-    cr = conncap_acquire(srv->cap, text);
+    cr = conncap_acquire(srv->svc.cap, text);
     if (cr != CAP_OK || srv->stopping) {
         /* Best effort, plaintext listeners only: a TLS client would read
          * it as garbage. The socket is non-blocking: never wait here. */
@@ -385,7 +385,7 @@ void session_accept(evutil_socket_t fd, struct sockaddr *sa, socklen_t len,
                  srv->stopping ? "shutting_down" :
                  cr == CAP_TOTAL ? "max_connections" : "max_connections_per_addr");
         if (cr == CAP_OK)
-            conncap_release(srv->cap, text);
+            conncap_release(srv->svc.cap, text);
         evutil_closesocket(fd);
         return;
     }
@@ -398,7 +398,7 @@ void session_accept(evutil_socket_t fd, struct sockaddr *sa, socklen_t len,
     s->conn = conn_new(srv->base, fd, sa, kind == LISTEN_TLS ? srv->tls : NULL,
                        &session_ops, s);
     if (s->conn == NULL) {
-        conncap_release(srv->cap, text);
+        conncap_release(srv->svc.cap, text);
         free(s);
         return;
     }

@@ -10,15 +10,11 @@
 #include <sys/queue.h>
 #include <openssl/ssl.h>
 
+#include "authbridge/services.h"
+
 struct ab_conf;
 struct smtpgate_conf;
-struct rconn;
-struct grant_store;
-struct throttle;
-struct workers;
-struct auth;
 struct listeners;
-struct conncap;
 struct sendermap;
 struct smtp_session;
 struct event;
@@ -29,14 +25,9 @@ struct gate {
     struct ab_conf *conf;              /* replaced on SIGHUP */
     const struct smtpgate_conf *sc;    /* &conf->smtpgate */
     const char *conf_path;
-    struct rconn *redis;
-    struct grant_store *grants;
-    struct throttle *throttle;         /* failed AUTH, shared with pop3d */
-    struct workers *workers;
-    struct auth *auth;                 /* NULL without a users file */
+    struct services svc;               /* Redis, grants, throttle, caps, users */
     SSL_CTX *tls;                      /* NULL without tls_cert */
     struct listeners *listeners;
-    struct conncap *cap;               /* SMTP sessions only */
     struct sendermap *sendermap;       /* NULL without sender_map */
     bool stopping;
     TAILQ_HEAD(, smtp_session) sessions;

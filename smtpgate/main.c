@@ -130,11 +130,11 @@ static void reload(struct gate *g)
 
     if (load_checked(g->conf_path, &l, &errs) == 0) {
         users = l.conf->smtpgate.d.users;
-        if (users[0] != '\0' && g->auth == NULL)
+        if (users[0] != '\0' && g->svc.auth == NULL)
             conf_errors_add(&errs, "%s: [smtpgate] users was added: restart "
                             "to enable SMTP AUTH", g->conf_path);
-        else if (g->auth != NULL && users[0] != '\0')
-            auth_load(g->auth, users, &errs);
+        else if (g->svc.auth != NULL && users[0] != '\0')
+            auth_load(g->svc.auth, users, &errs);
     }
     if (errs.n > 0) {
         conf_errors_log(&errs);
@@ -154,11 +154,7 @@ static void reload(struct gate *g)
     conf_free(g->conf);
     g->conf = l.conf;
     g->sc = &l.conf->smtpgate;
-    conncap_set_limits(g->cap, g->sc->d.max_connections,
-                       g->sc->d.max_connections_per_addr);
-    throttle_set_conf(g->throttle, &g->conf->throttle);
-    if (g->auth)
-        auth_set_cache_ttl(g->auth, g->sc->d.auth_cache_ttl);
+    services_reconfigure(&g->svc, g->conf, &g->sc->d);
     log_set_dest(log_dest_of(g->sc));
     log_info("event=reloaded conf=%s (listen, redis and grant settings need a "
              "restart)", log_esc(g->conf_path));
@@ -173,7 +169,7 @@ static void stop_poll(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (started == 0)
         started = ab_now_ms();
-    if ((g->nsessions == 0 && (!g->workers || workers_busy(g->workers) == 0)) ||
+    if ((g->nsessions == 0 && (!g->svc.workers || workers_busy(g->svc.workers) == 0)) ||
         ab_now_ms() - started > SMTP_SHUTDOWN_GRACE_S * 1000ULL)
         event_base_loopexit(g->base, NULL);
 }
@@ -229,41 +225,6 @@ static int open_listeners(struct gate *g)
            add_list(g, &sc->whoson_listen, GATE_LISTEN_WHOSON, whoson_accept);
 }
 
-/* Before dropping privileges: the user file may be readable by root only. */
-static int load_users(struct gate *g)
-{
-    struct conf_errors errs = { 0 };
-
-    if (g->sc->d.users[0] == '\0')
-        return 0;
-    g->auth = auth_new(g->base, g->sc->d.auth_cache_ttl);
-    if (auth_load(g->auth, g->sc->d.users, &errs) == 0)
-        return 0;
-    conf_errors_log(&errs);
-    conf_errors_free(&errs);
-    return -1;
-}
-
-static void start_services(struct gate *g)
-{
-    const struct ab_conf *c = g->conf;
-    struct grant_settings gs = {
-        .prefix = c->redis.prefix, .node = g->sc->d.node, .ttl = c->grant.ttl,
-        .ipv6_prefix = c->grant.ipv6_prefix, .log_maxlen = c->redis.log_maxlen,
-        .replicas = c->grant.replicas, .timeout_ms = c->redis.timeout_ms,
-    };
-
-    g->redis = rconn_new(g->base, &c->redis);
-    g->grants = grant_store_new(g->redis, &gs);
-    g->throttle = throttle_new(g->redis, c->redis.prefix, &c->throttle);
-    if (g->auth != NULL) {
-        g->workers = workers_new(g->base, g->sc->d.worker_threads);
-        auth_set_workers(g->auth, g->workers);
-    }
-    g->cap = conncap_new(g->sc->d.max_connections,
-                         g->sc->d.max_connections_per_addr);
-}
-
 static void free_all(struct gate *g)
 {
     /* Order matters: sessions first (those with a pending callback stay
@@ -271,14 +232,10 @@ static void free_all(struct gate *g)
      * then what the callbacks used. */
     smtp_session_close_all(g);
     listeners_free(g->listeners);
-    workers_free(g->workers);
-    rconn_free(g->redis);
-    reqconn_free_all();
+    services_stop(&g->svc);           /* pending calls end: their owners */
+    reqconn_free_all();               /* must still be there */
     ds_free_all();
-    auth_free(g->auth);
-    grant_store_free(g->grants);
-    throttle_free(g->throttle);
-    conncap_free(g->cap);
+    services_free(&g->svc);
     if (g->tls)
         SSL_CTX_free(g->tls);
     sendermap_free(g->sendermap);
@@ -305,13 +262,14 @@ static int setup(struct gate *g, const struct daemon_opts *o)
     g->base = event_base_new();
     if (g->base != NULL)
         log_attach_loop(g->base);
-    if (g->base == NULL || open_listeners(g) < 0 || load_users(g) < 0)
+    if (g->base == NULL || open_listeners(g) < 0 ||
+        services_load_users(&g->svc, g->base, &g->sc->d) < 0)
         return -1;
     if (daemon_drop_privileges(g->sc->d.user, err, sizeof(err)) < 0) {
         log_err("event=startup_failed error=%s", log_esc(err));
         return -1;
     }
-    start_services(g);
+    services_start(&g->svc, g->base, g->conf, &g->sc->d);
     return 0;
 }
 

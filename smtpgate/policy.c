@@ -202,7 +202,7 @@ static void on_request(struct reqconn *rc, char **lines, size_t n, void *arg)
     copy_attr(pc->sender, sizeof(pc->sender), r.sender);
     copy_attr(pc->rcpt, sizeof(pc->rcpt), r.recipient);
     copy_attr(pc->helo, sizeof(pc->helo), r.helo_name);
-    grant_store_lookup(pc->g->grants, &pc->client, grant_cb, pc);
+    grant_store_lookup(pc->g->svc.grants, &pc->client, grant_cb, pc);
 }
 
 static void on_close(void *arg)

@@ -99,7 +99,7 @@ void relay_record(struct gate *g, const struct relay_query *q,
     /* Local deliveries are inbound mail, not relays: the log line only. */
     if (path == RELAY_LOCAL)
         return;
-    grant_store_log(g->grants, stream_event(path), "via", q->via,
+    grant_store_log(g->svc.grants, stream_event(path), "via", q->via,
                     "sid", q->sid, "client", q->client_text,
                     "helo", q->helo, "sender", q->sender, "rcpt", q->rcpt,
                     "path", relay_path_name(path), "user", u ? u : "",

@@ -534,7 +534,7 @@ static void on_end(struct conn *c, enum conn_end why, void *arg)
     smtp_tx_free(s);
     if (s->timer)
         event_del(s->timer);
-    conncap_release(g->cap, s->peer_text);
+    conncap_release(g->svc.cap, s->peer_text);
     TAILQ_REMOVE(&g->sessions, s, link);
     g->nsessions--;
     conn_free(c);
@@ -603,7 +603,7 @@ void smtp_session_accept(evutil_socket_t fd, struct sockaddr *sa,
         return;
     }
     addr_format(&peer, text);
-    if ((cap = conncap_acquire(g->cap, text)) != CAP_OK) {
+    if ((cap = conncap_acquire(g->svc.cap, text)) != CAP_OK) {
         refuse_connection(g, fd, kind, cap, text);
         return;
     }
@@ -612,7 +612,7 @@ void smtp_session_accept(evutil_socket_t fd, struct sockaddr *sa,
     s->conn = conn_new(g->base, fd, sa, kind == GATE_LISTEN_SMTPS ? g->tls : NULL,
                        &session_ops, s);
     if (s->conn == NULL) {
-        conncap_release(g->cap, text);
+        conncap_release(g->svc.cap, text);
         session_free(s);
         return;
     }

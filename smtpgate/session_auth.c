@@ -31,7 +31,7 @@
 
 bool smtp_auth_offered(const struct smtp_session *s)
 {
-    return s->g->auth != NULL && s->conn != NULL &&
+    return s->g->svc.auth != NULL && s->conn != NULL &&
            (conn_is_tls(s->conn) || s->trusted);
 }
 
@@ -57,7 +57,7 @@ const char *smtp_check_auth(struct smtp_session *s, const struct smtp_cmd *c)
     const char *ir;
     size_t irlen, mlen = split_auth(c, &ir, &irlen);
 
-    if (s->g->auth == NULL)
+    if (s->g->svc.auth == NULL)
         return "503 5.5.1 AUTH is not offered here";
     if (!smtp_auth_offered(s))
         return "538 5.7.11 Encryption required for requested authentication "
@@ -120,7 +120,7 @@ static void auth_done(enum auth_result r, const struct auth_user *u, void *arg)
     switch (r) {
     case AUTH_OK:
         if (s->auth_addr_fails > 0)
-            throttle_succeeded(s->g->throttle, &s->peer);
+            throttle_succeeded(s->g->svc.throttle, &s->peer);
         s->auth_user = ab_strdup(u->name);
         smtp_drop_downstream(s);   /* XCLIENT LOGIN= must say who */
         smtp_reply(s, "235 2.7.0 Authentication successful");
@@ -130,7 +130,7 @@ static void auth_done(enum auth_result r, const struct auth_user *u, void *arg)
                    "later");
         break;
     case AUTH_BAD:
-        throttle_failed(s->g->throttle, &s->peer, s->auth_login);
+        throttle_failed(s->g->svc.throttle, &s->peer, s->auth_login);
         s->auth_fails++;
         arm_timer(s, s->g->sc->auth_fail_delay_ms, auth_fail_reply);
         return;                    /* still busy: the delayed 535 */
@@ -142,7 +142,7 @@ static void auth_done(enum auth_result r, const struct auth_user *u, void *arg)
 static void check_password(struct smtp_session *s)
 {
     s->pending++;
-    auth_check_pass(s->g->auth, s->auth_login, s->auth_secret,
+    auth_check_pass(s->g->svc.auth, s->auth_login, s->auth_secret,
                     s->auth_secretlen, NULL, NULL, auth_done, s);
     smtp_auth_forget(s);
 }
@@ -193,7 +193,7 @@ static void auth_check(struct smtp_session *s, const char *user,
     smtp_enter_state(s, SMTP_HELO);
     s->pending++;
     smtp_set_busy(s, true);
-    throttle_check(s->g->throttle, &s->peer, user, throttled, s);
+    throttle_check(s->g->svc.throttle, &s->peer, user, throttled, s);
 }
 
 /* The exchange ends without a check: back to commands. */

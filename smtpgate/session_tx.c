@@ -144,7 +144,7 @@ void smtp_proceed_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
     }
     s->pending++;
     smtp_set_busy(s, true);
-    grant_store_lookup(s->g->grants, &s->peer, rcpt_grant_cb, s);
+    grant_store_lookup(s->g->svc.grants, &s->peer, rcpt_grant_cb, s);
 }
 
 /* ---- RCPT: the MTA's answer -------------------------------------------- */
