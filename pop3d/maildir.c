@@ -244,10 +244,10 @@ static enum mbox_status lock_take(struct mailbox *mb, char *err, size_t errlen,
                                   bool *missing)
 {
     size_t plen = strlen(mb->lock_path) + strlen(lock_host) + 64;
-    char *idle = ab_malloc(plen), *priv = ab_malloc(plen);
+    char *priv = ab_malloc(plen);
+    const char *idle = mb->idle_path;
     enum mbox_status rc = MBOX_IN_USE;
 
-    snprintf(idle, plen, "%s.idle", mb->lock_path);
     *missing = false;
     for (int attempt = 0; attempt < 2; attempt++) {
         struct stat st;
@@ -279,7 +279,6 @@ static enum mbox_status lock_take(struct mailbox *mb, char *err, size_t errlen,
             break;
         lock_break(mb->lock_path, &st);
     }
-    free(idle);
     free(priv);
     return rc;
 }
@@ -441,6 +440,8 @@ enum mbox_status maildir_open(const char *maildir, const char *lock_name,
     mb->path = ab_strdup(maildir);
     mb->lock_path = ab_malloc(plen);
     snprintf(mb->lock_path, plen, "%s/%s", maildir, lock_name);
+    mb->idle_path = ab_malloc(plen + sizeof(".idle"));
+    snprintf(mb->idle_path, plen + sizeof(".idle"), "%s.idle", mb->lock_path);
     snprintf(mb->lock_token, sizeof(mb->lock_token), "%s %ld %lld\n", lock_host,
              lock_pid ? lock_pid : (long)getpid(), (long long)time(NULL));
     /* The lock is the first thing we need; only when its folder is missing
@@ -595,15 +596,8 @@ void maildir_close(struct mailbox *mb)
         /* Someone who judged us dead may have taken it over: leave theirs.
          * Ours becomes the idle inode the next session takes (see
          * lock_take); where that fails, it goes. */
-        if (lock_still_ours(mb)) {
-            size_t plen = strlen(mb->lock_path) + sizeof(".idle");
-            char *idle = ab_malloc(plen);
-
-            snprintf(idle, plen, "%s.idle", mb->lock_path);
-            if (rename(mb->lock_path, idle) < 0)
-                unlink(mb->lock_path);
-            free(idle);
-        }
+        if (lock_still_ours(mb) && rename(mb->lock_path, mb->idle_path) < 0)
+            unlink(mb->lock_path);
         close(mb->lock_fd);
     }
     for (size_t i = 0; i < mb->count; i++)
@@ -611,5 +605,6 @@ void maildir_close(struct mailbox *mb)
     free(mb->msgs);
     free(mb->path);
     free(mb->lock_path);
+    free(mb->idle_path);
     free(mb);
 }

@@ -39,6 +39,7 @@ struct mailbox {
     size_t count;
     uint64_t total;                /* sum of sizes */
     char *lock_path;
+    char *idle_path;               /* lock_path + ".idle": see lock_take */
     char lock_token[300];
     int lock_fd;
 };

@@ -204,7 +204,29 @@ def test_permission_denied_as_unprivileged_user(pop3d_factory):
     login(d).quit()               # alice's mailbox is fine
 
 
-def test_disk_full_gives_sys_temp(pop3d_factory, tmp_path):
+def fill_inodes(md):
+    i = 0
+    try:
+        while True:
+            (md / "tmp" / f"fill{i}").write_bytes(b"")
+            i += 1
+    except OSError:
+        pass
+
+
+def fill_blocks(md):
+    try:
+        with open(md / "tmp" / "fill", "wb") as f:
+            while True:
+                f.write(b"x" * 4096)
+                f.flush()
+    except OSError:
+        pass
+
+
+@pytest.mark.parametrize("fill", [fill_inodes, fill_blocks],
+                         ids=["no inode for the lock", "no block for its token"])
+def test_disk_full_gives_sys_temp(pop3d_factory, tmp_path, fill):
     d = pop3d_factory(start=False)
     md = d.maildir("alice")
     shutil.rmtree(md)
@@ -214,13 +236,7 @@ def test_disk_full_gives_sys_temp(pop3d_factory, tmp_path):
     try:
         for sub in ("cur", "new", "tmp"):
             (md / sub).mkdir()
-        i = 0
-        try:                      # fill every inode the file system has
-            while True:
-                (md / "tmp" / f"fill{i}").write_bytes(b"")
-                i += 1
-        except OSError:
-            pass
+        fill(md)
         d.start()
         p = d.client()
         p.user("alice")
@@ -228,6 +244,7 @@ def test_disk_full_gives_sys_temp(pop3d_factory, tmp_path):
             p.pass_("secret")
         p.quit()
         assert "No space left on device" in d.log()
+        assert sorted(os.listdir(md)) == ["cur", "new", "tmp"]   # no debris
         login(d, "dave", "dave-pw").quit()
     finally:
         d.stop()
