@@ -16,6 +16,10 @@ What daemon tests can reuse:
   program(name)             path of a built program (fails if missing)
   cli                       run `authbridge -c CONFIG ...`
   read_line(proc, timeout)  one line from a child's stdout, or None
+  port_open(port) / wait_listening(port, timeout, what)
+  unverified_context()      TLS client context for our self-signed certs
+  LineSocket                a bare client socket: send(), closed(), close()
+  ClientThreads             threads running run(i) until the block ends
 """
 
 import os
@@ -24,6 +28,7 @@ import queue
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -76,6 +81,84 @@ def wait_until(predicate, timeout, interval=0.01, what="condition"):
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+def port_open(port, host="127.0.0.1", timeout=0.2):
+    """True when something accepts connections on host:port."""
+    try:
+        socket.create_connection((host, port), timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def wait_listening(port, timeout, what):
+    wait_until(lambda: port_open(port), timeout, what=what)
+
+
+def unverified_context():
+    """TLS for the tests' self-signed certificates."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+class LineSocket:
+    """A bare client socket from a chosen loopback source address; what
+    arrives collects in buf."""
+
+    def __init__(self, port, source="127.0.0.1", timeout=5):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout,
+                                             source_address=(source, 0))
+        self.buf = b""
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def closed(self, timeout=5):
+        """True once the server closed the connection (what it sent
+        before that is in buf)."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+                self.buf += chunk
+        except socket.timeout:
+            return False
+        except ConnectionResetError:
+            return True               # closed with our input unread: RST
+
+    def close(self):
+        self.sock.close()
+
+
+class ClientThreads:
+    """`with Sub(...) as load:` runs self.run(i) in `threads` threads until
+    the block ends; run(i) loops while not self.stop.is_set(). Subclasses
+    count what they see under self.lock."""
+
+    def __init__(self, threads):
+        self.stop, self.lock = threading.Event(), threading.Lock()
+        self.threads = [threading.Thread(target=self.run, args=(i,))
+                        for i in range(threads)]
+
+    def run(self, i):
+        raise NotImplementedError
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join(30)
 
 
 def read_line(proc, timeout):
@@ -300,11 +383,7 @@ class Daemon:
                     return "busy"
                 pytest.fail(f"{self.name} exited {self.proc.returncode}:\n"
                             f"{self.log()}")
-            try:
-                socket.create_connection((address, self.port), 0.2).close()
-                return True
-            except OSError:
-                return False
+            return port_open(self.port, address)
         if wait_until(up, timeout, what=f"{self.name} to listen") == "busy":
             self.logf.close()
             self.proc = None

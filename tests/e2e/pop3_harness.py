@@ -9,14 +9,13 @@ import itertools
 import os
 import poplib
 import socket
-import ssl
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import (Daemon, base_sections, free_port, program,
-                      write_config)
+from conftest import (Daemon, LineSocket, base_sections, free_port, program,
+                      unverified_context, write_config)
 
 PLAIN_USERS = {"alice": "secret", "carol": "c4r0l pass", "dave": "dave-pw"}
 CRYPT_USER = ("bob", "hunter2")     # stored as {SHA512-CRYPT}
@@ -69,10 +68,8 @@ class TlsClient(poplib.POP3_SSL):
 
     def __init__(self, port, source="127.0.0.1", timeout=10):
         self._source = source
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        super().__init__("127.0.0.1", port, timeout=timeout, context=ctx)
+        super().__init__("127.0.0.1", port, timeout=timeout,
+                         context=unverified_context())
 
     def _create_socket(self, timeout):
         sock = socket.create_connection((self.host, self.port), timeout,
@@ -80,23 +77,8 @@ class TlsClient(poplib.POP3_SSL):
         return self.context.wrap_socket(sock, server_hostname=self.host)
 
 
-def unverified_context():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
-class Raw:
+class Raw(LineSocket):
     """A bare socket for protocol edge cases: bytes in, lines out."""
-
-    def __init__(self, port, source="127.0.0.1", timeout=5):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout,
-                                             source_address=(source, 0))
-        self.buf = b""
-
-    def send(self, data):
-        self.sock.sendall(data)
 
     def line(self):
         """One reply line without CRLF; b"" when the server closed."""
@@ -118,23 +100,6 @@ class Raw:
                 return lines
             assert line != b"" or self.buf, "connection closed mid-answer"
             lines.append(line[1:] if line.startswith(b"..") else line)
-
-    def closed(self, timeout=5):
-        """True once the server closed the connection."""
-        self.sock.settimeout(timeout)
-        try:
-            while True:
-                chunk = self.sock.recv(65536)
-                if not chunk:
-                    return True
-                self.buf += chunk
-        except socket.timeout:
-            return False
-        except ConnectionResetError:
-            return True               # closed with our input unread: RST
-
-    def close(self):
-        self.sock.close()
 
 
 class Pop3d(Daemon):

@@ -16,7 +16,6 @@ SMTP clients bound to chosen 127.x.y.z addresses.
 import re
 import smtplib
 import socket
-import ssl
 import subprocess
 import threading
 import time
@@ -24,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (Daemon, base_sections, free_port, program, wait_until,
+from conftest import (Daemon, LineSocket, base_sections, free_port, program,
+                      unverified_context, wait_listening, wait_until,
                       write_config)
 from pop3_harness import make_tls
 
@@ -295,13 +295,7 @@ class SmtpSink:
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL)
 
-        def up():
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return True
-            except OSError:
-                return False
-        wait_until(up, 5, what="smtp-sink to listen")
+        wait_listening(self.port, 5, what="smtp-sink to listen")
 
     @property
     def address(self):
@@ -397,25 +391,11 @@ class Gate(Daemon):
         assert out.returncode == 0, out.stderr
 
 
-def unverified_context():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
-class Smtp:
+class Smtp(LineSocket):
     """A bare SMTP client: bytes out, (code, text) replies in."""
 
     def __init__(self, port, source="127.0.0.1", timeout=10):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout,
-                                             source_address=(source, 0))
-        self.buf = b""
-
-    def send(self, data):
-        if isinstance(data, str):
-            data = data.encode()
-        self.sock.sendall(data)
+        super().__init__(port, source, timeout)
 
     def _line(self):
         while b"\r\n" not in self.buf:
@@ -441,22 +421,6 @@ class Smtp:
     def cmd(self, line):
         self.send(line + "\r\n" if isinstance(line, str) else line + b"\r\n")
         return self.reply()
-
-    def closed(self, timeout=5):
-        self.sock.settimeout(timeout)
-        try:
-            while True:
-                chunk = self.sock.recv(65536)
-                if not chunk:
-                    return True
-                self.buf += chunk
-        except socket.timeout:
-            return False
-        except ConnectionResetError:
-            return True
-
-    def close(self):
-        self.sock.close()
 
 
 # ---- fixtures --------------------------------------------------------------------

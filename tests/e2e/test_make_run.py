@@ -6,14 +6,13 @@ a Maildir and read back over POP3; and stopping it stops everything."""
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 
 import pytest
 import redis
 
-from conftest import AB_OUT, REPO, read_line
+from conftest import AB_OUT, REPO, port_open, read_line
 
 PORTS = (16379, 1110, 1995, 2525, 2465, 10031, 9876, 10025)
 CUSTOMER = "127.0.0.2"
@@ -25,11 +24,7 @@ def sh(cmd):
 
 
 def listening(port):
-    try:
-        socket.create_connection(("127.0.0.1", port), 0.5).close()
-        return True
-    except OSError:
-        return False
+    return port_open(port, timeout=0.5)
 
 
 @pytest.fixture

@@ -6,12 +6,11 @@ import resource
 import signal
 import socket
 import subprocess
-import threading
 import time
 import poplib
 
 
-from conftest import program, wait_until
+from conftest import ClientThreads, program, wait_until
 from pop3_harness import Pop3d, pop3d, pop3d_factory, sanitized  # noqa: F401
 
 
@@ -26,16 +25,14 @@ def rss_kib(pid):
     raise AssertionError("no VmRSS")
 
 
-class Storm:
+class Storm(ClientThreads):
     """Threads logging in and out as fast as they can; counts answers."""
 
-    def __init__(self, d, threads=6, user="alice", pw="secret"):
-        self.d, self.stop, self.ok, self.errors = d, threading.Event(), 0, []
-        self.lock = threading.Lock()
+    def __init__(self, d, threads=6):
+        super().__init__(threads)
+        self.d, self.ok, self.errors = d, 0, []
         self.users = [("alice", "secret"), ("carol", "c4r0l pass"),
                       ("dave", "dave-pw")]
-        self.threads = [threading.Thread(target=self.run, args=(i,))
-                        for i in range(threads)]
 
     def run(self, i):
         user, pw = self.users[i % len(self.users)]
@@ -59,16 +56,6 @@ class Storm:
             except OSError as e:
                 with self.lock:
                     self.errors.append(repr(e))
-
-    def __enter__(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        for t in self.threads:
-            t.join(30)
 
 
 def test_redis_killed_during_a_login_storm(pop3d, redis_server):

@@ -3,7 +3,6 @@
 import os
 import re
 import signal
-import socket
 import ssl
 import subprocess
 import time
@@ -11,7 +10,7 @@ import poplib
 
 import pytest
 
-from conftest import program, wait_until
+from conftest import program, wait_listening, wait_until
 from pop3_harness import Pop3d, make_tls, pop3d, pop3d_factory  # noqa: F401
 
 
@@ -140,13 +139,7 @@ def test_detach_runs_in_the_background(tmp_path, redis_server):
         out = subprocess.run([str(program("pop3d/pop3d")), "-c", str(d.config),
                               "-d"], capture_output=True, timeout=10)
         assert out.returncode == 0
-        def listening():
-            try:
-                socket.create_connection(("127.0.0.1", d.port), 1).close()
-                return True
-            except OSError:
-                return False
-        wait_until(listening, 5, what="the detached daemon")
+        wait_listening(d.port, 5, what="the detached daemon")
         pids = daemons_using(d.config)
         assert len(pids) == 1
         assert os.getsid(pids[0]) != os.getsid(0), "not in its own session"

@@ -4,24 +4,22 @@ within 2 s of Redis returning, without leaking descriptors."""
 
 import os
 import smtplib
-import threading
 import time
 
-from conftest import wait_until
+from conftest import ClientThreads, wait_until
 from smtp_harness import gate_factory, sink  # noqa: F401
 
 GRANTED = "127.0.6.1"
 
 
-class RelayStorm:
+class RelayStorm(ClientThreads):
     """Threads each keeping one SMTP session and probing RCPTs in a loop."""
 
     def __init__(self, gate, threads=4):
-        self.gate, self.stop = gate, threading.Event()
-        self.answers, self.lock = [], threading.Lock()
-        self.threads = [threading.Thread(target=self.run) for _ in range(threads)]
+        super().__init__(threads)
+        self.gate, self.answers = gate, []
 
-    def run(self):
+    def run(self, i):
         while not self.stop.is_set():
             try:
                 with self.gate.smtp(GRANTED) as s:
@@ -38,16 +36,6 @@ class RelayStorm:
             except (smtplib.SMTPException, OSError) as e:
                 with self.lock:
                     self.answers.append((time.monotonic(), repr(e), None))
-
-    def __enter__(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        for t in self.threads:
-            t.join(30)
 
 
 def test_redis_killed_during_a_relay_storm(gate_factory, redis_server):

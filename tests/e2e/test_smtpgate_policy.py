@@ -1,20 +1,16 @@
 """The Postfix policy service (SMTPD_POLICY_README) and WHOSON front doors."""
 
-import socket
 
 import pytest
 
-from conftest import wait_until
+from conftest import LineSocket, wait_until
 from smtp_harness import gate, gate_factory, sink  # noqa: F401
 
 LOG = "authbridge:log"
 
 
-class LineClient:
-    def __init__(self, port, source="127.0.0.1"):
-        self.sock = socket.create_connection(("127.0.0.1", port), 5,
-                                             source_address=(source, 0))
-        self.buf = b""
+class LineClient(LineSocket):
+    """Policy and WHOSON: requests out, answers up to the empty line in."""
 
     def request(self, data):
         """Send a request; the answer's lines up to the empty line."""
@@ -31,20 +27,6 @@ class LineClient:
         answer, rest = text.split(b"\n\n", 1)
         self.buf = rest
         return answer.decode()
-
-    def closed(self, timeout=3):
-        self.sock.settimeout(timeout)
-        try:
-            while True:
-                if not self.sock.recv(4096):
-                    return True
-        except socket.timeout:
-            return False
-        except ConnectionResetError:
-            return True
-
-    def close(self):
-        self.sock.close()
 
 
 def policy_request(client, sender="alice@example.net",

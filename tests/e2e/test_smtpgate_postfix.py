@@ -8,14 +8,13 @@ duration, smtpd on a free port, logging to a file (no syslog here).
 """
 
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from conftest import free_port, wait_until
+from conftest import free_port, wait_listening, wait_until
 from smtp_harness import gate, gate_factory, sink  # noqa: F401
 
 CLIENT = "127.0.0.21"
@@ -104,13 +103,7 @@ class Postfix:
         assert started.returncode == 0, (started.stderr, self.log.read_text()
                                          if self.log.exists() else "")
 
-        def up():
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return True
-            except OSError:
-                return False
-        wait_until(up, 20, what="Postfix smtpd to listen")
+        wait_listening(self.port, 20, what="Postfix smtpd to listen")
 
     def stop(self):
         subprocess.run(["postfix", "-c", str(self.folder), "stop"],

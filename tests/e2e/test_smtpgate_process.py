@@ -3,10 +3,10 @@
 import signal
 import ssl
 import subprocess
-import threading
 import time
 
-from conftest import base_sections, program, wait_until, write_config
+from conftest import (ClientThreads, base_sections, program, wait_until,
+                      write_config)
 from pop3_harness import make_tls
 from smtp_harness import gate, gate_factory, sink  # noqa: F401
 
@@ -85,31 +85,35 @@ def test_sighup_reloads_the_sender_map(gate_factory, rdb, tmp_path):
     assert rcpt("info@example.org") == 250
 
 
+class Senders(ClientThreads):
+    """Threads sending one message per session, alternately over SMTP and
+    implicit TLS; count what was accepted, keep every failure."""
+
+    def __init__(self, gate, threads=4):
+        super().__init__(threads)
+        self.gate, self.sent, self.errors = gate, 0, []
+
+    def run(self, i):
+        smtp = self.gate.smtps if i % 2 else self.gate.smtp
+        while not self.stop.is_set():
+            try:
+                with smtp("127.0.0.5") as s:
+                    s.sendmail("a@example.net", ["b@remote.example"],
+                               b"Subject: load %d\r\n\r\nbody\r\n" % i)
+                with self.lock:
+                    self.sent += 1
+            except Exception as e:        # noqa: BLE001 - every failure counts
+                with self.lock:
+                    self.errors.append(repr(e))
+
+
 def test_sighup_under_load_drops_nothing_and_swaps_the_certificate(
         gate, sink, tmp_path):
     """Messages keep flowing, over plain SMTP and implicit TLS, through five
     reloads; the last one brings a new certificate, which new TLS sessions
     get, while nothing in flight fails."""
     before = ssl.get_server_certificate(("127.0.0.1", gate.tls_port))
-    stop, lock = threading.Event(), threading.Lock()
-    sent, errors = [0], []
-
-    def client(i):
-        while not stop.is_set():
-            try:
-                smtp = gate.smtps if i % 2 else gate.smtp
-                with smtp("127.0.0.5") as s:
-                    s.sendmail("a@example.net", ["b@remote.example"],
-                               b"Subject: load %d\r\n\r\nbody\r\n" % i)
-                with lock:
-                    sent[0] += 1
-            except Exception as e:        # noqa: BLE001 - every failure counts
-                with lock:
-                    errors.append(repr(e))
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    try:
+    with Senders(gate) as load:
         for i in range(5):
             time.sleep(0.3)
             if i == 4:
@@ -119,10 +123,6 @@ def test_sighup_under_load_drops_nothing_and_swaps_the_certificate(
         wait_until(lambda: gate.log().count("event=reloaded") == 5, 5,
                    what="five reloads")
         time.sleep(0.3)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(10)
-    assert errors == [] and sent[0] > 20
-    assert len(sink.messages()) == sent[0]
+    assert load.errors == [] and load.sent > 20
+    assert len(sink.messages()) == load.sent
     assert ssl.get_server_certificate(("127.0.0.1", gate.tls_port)) != before
