@@ -161,6 +161,50 @@ int daemon_check_secret_file(const char *path, char *err, size_t errlen)
     return 0;
 }
 
+struct daemon_stop {
+    struct event_base *base;
+    struct event *timer;
+    uint64_t deadline_ms;
+    bool (*idle)(void *arg);
+    void *arg;
+};
+
+#define STOP_POLL_MS 50
+
+static void stop_poll(evutil_socket_t fd, short what, void *arg)
+{
+    struct daemon_stop *ds = arg;
+
+    (void)fd;
+    (void)what;
+    if (ds->idle(ds->arg) || ab_now_ms() >= ds->deadline_ms)
+        event_base_loopexit(ds->base, NULL);
+}
+
+struct daemon_stop *daemon_stop_when_idle(struct event_base *base,
+                                          unsigned grace_ms,
+                                          bool (*idle)(void *arg), void *arg)
+{
+    struct daemon_stop *ds = ab_calloc(1, sizeof(*ds));
+    struct timeval poll = { 0, STOP_POLL_MS * 1000 };
+
+    ds->base = base;
+    ds->deadline_ms = ab_now_ms() + grace_ms;
+    ds->idle = idle;
+    ds->arg = arg;
+    ds->timer = event_new(base, -1, EV_PERSIST, stop_poll, ds);
+    evtimer_add(ds->timer, &poll);
+    return ds;
+}
+
+void daemon_stop_free(struct daemon_stop *ds)
+{
+    if (ds == NULL)
+        return;
+    event_free(ds->timer);
+    free(ds);
+}
+
 /* The coarse monotonic clock ticks every few milliseconds. */
 #define DELAY_SLACK_MS 4
 

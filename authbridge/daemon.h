@@ -55,6 +55,17 @@ struct event;
 struct event_base;
 void daemon_delay(struct event_base *base, struct event *ev, unsigned ms);
 
+/*
+ * Graceful stop: once listeners are closed and sessions told to finish,
+ * poll every 50 ms and leave the loop when idle(arg) says nothing is left,
+ * or after grace_ms whatever remains. daemon_stop_free() at exit.
+ */
+struct daemon_stop;
+struct daemon_stop *daemon_stop_when_idle(struct event_base *base,
+                                          unsigned grace_ms,
+                                          bool (*idle)(void *arg), void *arg);
+void daemon_stop_free(struct daemon_stop *ds);
+
 /* A short id naming one session in every log line ("sid=..."). */
 const char *daemon_session_id(char buf[17]);
 

@@ -34,7 +34,6 @@
 
 #define DEFAULT_CONF   "/etc/authbridge/authbridge.conf"
 #define STOP_GRACE_MS  10000   /* UPDATEs in progress get this long */
-#define STOP_POLL_MS   50
 
 static enum log_dest log_dest_of(const struct pop3d_conf *pc)
 {
@@ -125,24 +124,16 @@ static void reload(struct server *srv)
              "restart)", log_esc(srv->conf_path));
 }
 
-static void stop_poll(evutil_socket_t fd, short what, void *arg)
+static bool all_done(void *arg)
 {
-    struct server *srv = arg;
-    static uint64_t started;
+    const struct server *srv = arg;
 
-    (void)fd;
-    (void)what;
-    if (started == 0)
-        started = ab_now_ms();
-    if ((srv->nsessions == 0 && workers_busy(srv->svc.workers) == 0) ||
-        ab_now_ms() - started > STOP_GRACE_MS)
-        event_base_loopexit(srv->base, NULL);
+    return srv->nsessions == 0 && workers_busy(srv->svc.workers) == 0;
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     struct server *srv = arg;
-    struct timeval poll = { 0, STOP_POLL_MS * 1000 };
 
     (void)what;
     if (sig == SIGHUP) {
@@ -156,8 +147,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     listeners_free(srv->listeners);
     srv->listeners = NULL;
     session_shutdown_all(srv);
-    srv->stop_timer = event_new(srv->base, -1, EV_PERSIST, stop_poll, srv);
-    evtimer_add(srv->stop_timer, &poll);
+    srv->stop = daemon_stop_when_idle(srv->base, STOP_GRACE_MS, all_done, srv);
 }
 
 /* ---- start-up ------------------------------------------------------------ */
@@ -260,8 +250,7 @@ int main(int argc, char **argv)
     log_info("event=stopped");
     for (size_t i = 0; i < AB_ARRAY_LEN(signums); i++)
         event_free(sigs[i]);
-    if (srv.stop_timer)
-        event_free(srv.stop_timer);
+    daemon_stop_free(srv.stop);
     listeners_free(srv.listeners);
     services_stop(&srv.svc);
     services_free(&srv.svc);

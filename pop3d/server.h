@@ -17,6 +17,7 @@ struct ab_conf;
 struct pop3d_conf;
 struct listeners;
 struct session;
+struct daemon_stop;
 
 struct server {
     struct event_base *base;
@@ -31,7 +32,7 @@ struct server {
     bool stopping;
     TAILQ_HEAD(, session) sessions;
     unsigned nsessions;
-    struct event *stop_timer;
+    struct daemon_stop *stop;      /* once SIGTERM came */
 };
 
 /* Listener kinds. */

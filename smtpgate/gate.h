@@ -17,6 +17,7 @@ struct smtpgate_conf;
 struct listeners;
 struct sendermap;
 struct smtp_session;
+struct daemon_stop;
 struct event;
 struct event_base;
 
@@ -30,6 +31,7 @@ struct gate {
     struct listeners *listeners;
     struct sendermap *sendermap;       /* NULL without sender_map */
     bool stopping;
+    struct daemon_stop *stop;          /* once SIGTERM came */
     TAILQ_HEAD(, smtp_session) sessions;
     unsigned nsessions;
     unsigned npolicy, nwhoson;         /* open policy / WHOSON connections */

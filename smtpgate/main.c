@@ -39,7 +39,6 @@
 #include <unistd.h>
 
 #define DEFAULT_CONF  "/etc/authbridge/authbridge.conf"
-#define STOP_POLL_MS  50
 
 /* What a configuration brings besides the file: loaded and checked
  * together, swapped together. */
@@ -160,26 +159,17 @@ static void reload(struct gate *g)
              "restart)", log_esc(g->conf_path));
 }
 
-static void stop_poll(evutil_socket_t fd, short what, void *arg)
+static bool all_done(void *arg)
 {
-    struct gate *g = arg;
-    static uint64_t started;
+    const struct gate *g = arg;
 
-    (void)fd;
-    (void)what;
-    if (started == 0)
-        started = ab_now_ms();
-    if ((g->nsessions == 0 && (!g->svc.workers || workers_busy(g->svc.workers) == 0)) ||
-        ab_now_ms() - started > SMTP_SHUTDOWN_GRACE_S * 1000ULL)
-        event_base_loopexit(g->base, NULL);
+    return g->nsessions == 0 &&
+           (g->svc.workers == NULL || workers_busy(g->svc.workers) == 0);
 }
-
-static struct event *stop_timer;
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     struct gate *g = arg;
-    struct timeval poll = { 0, STOP_POLL_MS * 1000 };
 
     (void)what;
     if (sig == SIGHUP) {
@@ -193,8 +183,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     listeners_free(g->listeners);
     g->listeners = NULL;
     smtp_session_shutdown_all(g);
-    stop_timer = event_new(g->base, -1, EV_PERSIST, stop_poll, g);
-    evtimer_add(stop_timer, &poll);
+    g->stop = daemon_stop_when_idle(g->base, SMTP_SHUTDOWN_GRACE_S * 1000,
+                                    all_done, g);
 }
 
 /* ---- start-up -------------------------------------------------------------- */
@@ -240,8 +230,7 @@ static void free_all(struct gate *g)
         SSL_CTX_free(g->tls);
     sendermap_free(g->sendermap);
     conf_free(g->conf);
-    if (stop_timer)
-        event_free(stop_timer);
+    daemon_stop_free(g->stop);
     log_detach_loop();
     event_base_free(g->base);
 }
