@@ -25,7 +25,10 @@ CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Werror \
 LDLIBS_ALL = $(SAN) $(shell pkg-config --libs $(PKGS)) -lpthread $(LDFLAGS)
 CMOCKA_LIBS = $(shell pkg-config --libs cmocka)
 
-LIB_SRC   = $(filter-out authbridge/authbridge.c,$(wildcard authbridge/*.c))
+# The admin command: authbridge.c (main) and one cli_*.c per verb group.
+CLI_SRC   = authbridge/authbridge.c $(wildcard authbridge/cli_*.c)
+CLI_OBJ   = $(CLI_SRC:%.c=$(OBJ)/%.o)
+LIB_SRC   = $(filter-out $(CLI_SRC),$(wildcard authbridge/*.c))
 LIB_OBJ   = $(LIB_SRC:%.c=$(OBJ)/%.o)
 LIB       = $(OUT)/authbridge/libauthbridge.a
 CLI       = $(OUT)/authbridge/authbridge
@@ -71,7 +74,7 @@ $(LIB): $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
-$(CLI): $(OBJ)/authbridge/authbridge.o $(LIB)
+$(CLI): $(CLI_OBJ) $(LIB)
 	$(CC) -o $@ $^ $(LDLIBS_ALL)
 
 $(POP3D): $(POP3D_OBJ) $(LIB)

@@ -1,0 +1,76 @@
+/*
+ * The admin command's shared parts: one verb per cli_*.c file, all of
+ * them reading and writing the daemons' Redis schema with synchronous
+ * hiredis (fine for a command; the daemons are asynchronous).
+ *
+ * Exit status, for every verb: 0 done, 1 nothing found, 2 bad usage or
+ * configuration, 3 Redis unreachable or failing.
+ */
+#ifndef AB_CLI_H
+#define AB_CLI_H
+
+#include <hiredis/hiredis.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "authbridge/conf.h"
+#include "authbridge/grant.h"
+
+#define CLI_DEFAULT_CONF "/etc/authbridge/authbridge.conf"
+
+enum { EX_OK = 0, EX_NONE = 1, EX_USAGE = 2, EX_REDIS = 3 };
+
+/* Set by main before a verb runs. */
+extern const struct ab_conf *cli_conf;
+extern struct grant_settings cli_settings;
+
+/* One line on stderr, control bytes escaped, then exit(code). */
+_Noreturn void die(int code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ---- Redis (cli_redis.c) -------------------------------------------------- */
+
+redisContext *connect_or_die(void);
+redisReply *command_or_die(redisContext *c, int argc, const char **argv);
+redisReply *reply_or_die(redisContext *c);
+/* Run a MULTI ... EXEC body; returns EXEC's reply. */
+redisReply *transaction_or_die(redisContext *c, const struct grant_cmds *g);
+
+/* ---- grants (cli_grants.c) ------------------------------------------------ */
+
+struct grant_row {
+    char *addr, *user, *node, *method;
+    long long since, renewed, logins, ttl;
+    int tls;
+};
+
+struct rows {
+    struct grant_row *v;
+    size_t n;
+};
+
+/* Every live grant (SCAN + HGETALL + TTL). */
+void scan_grants(redisContext *c, struct rows *out);
+void rows_free(struct rows *r);
+/* The address part of a full grant key. */
+const char *addr_of_key(const char *key);
+/* The key an admin means by ADDR (an address or an IPv6 /prefix); dies
+ * with EX_USAGE on anything else. */
+void key_for_arg(const char *arg, char *key, size_t keylen);
+
+/* ---- formatting (cli_grants.c) -------------------------------------------- */
+
+const char *fmt_time(long long t, char *buf, size_t len);
+const char *fmt_duration(long long s, char *buf, size_t len);
+void json_str(const char *s);
+
+/* ---- the verbs ------------------------------------------------------------ */
+
+int cmd_list(int argc, char **argv);
+int cmd_show(int argc, char **argv);
+int cmd_grant(int argc, char **argv);
+int cmd_revoke(int argc, char **argv);
+int cmd_watch(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+
+#endif
