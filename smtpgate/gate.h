@@ -17,6 +17,7 @@ struct smtpgate_conf;
 struct listeners;
 struct sendermap;
 struct smtp_session;
+struct reqdoor;
 struct daemon_stop;
 struct event;
 struct event_base;
@@ -34,7 +35,8 @@ struct gate {
     struct daemon_stop *stop;          /* once SIGTERM came */
     TAILQ_HEAD(, smtp_session) sessions;
     unsigned nsessions;
-    unsigned npolicy, nwhoson;         /* open policy / WHOSON connections */
+    struct reqdoor *policy_door;       /* policy service connections */
+    struct reqdoor *whoson_door;       /* WHOSON connections */
 };
 
 /* Listener kinds. */

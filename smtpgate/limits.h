@@ -62,6 +62,14 @@
 #define SMTP_DS_OUTPUT_HIGH (256 * 1024)
 #define SMTP_DS_OUTPUT_LOW  (64 * 1024)
 
+/* Replies queued for a client that does not read them, before its
+ * commands stop being read (RFC 2920 pipelining needs a batch's replies,
+ * a few KB): a client pipelining NOOPs without reading would otherwise
+ * grow our output without end. Reading resumes below the low mark; the
+ * command timeout ends a client that never reads again. */
+#define SMTP_OUTPUT_HIGH (64 * 1024)
+#define SMTP_OUTPUT_LOW  (16 * 1024)
+
 /* SIGTERM: sessions get this long to finish the command at hand (a DATA
  * in flight) before the process exits anyway. */
 #define SMTP_SHUTDOWN_GRACE_S 30
@@ -104,8 +112,10 @@
 #define POLICY_REQUEST_MAX (16 * 1024)
 
 /* Concurrent policy connections: one per Postfix smtpd process
- * (default_process_limit 100), with a wide margin. */
-#define POLICY_CONNS_MAX 4096
+ * (default_process_limit 100), with a wide margin; from one address (one
+ * MTA host) a quarter of that, so no single peer takes them all. */
+#define POLICY_CONNS_MAX          4096
+#define POLICY_CONNS_PER_ADDR_MAX 1024
 
 /* Idle policy connection: Postfix closes its own after
  * smtpd_policy_service_max_idle (300 s); ours is a backstop. */
@@ -116,7 +126,15 @@
 #define WHOSON_LINE_MAX    512
 #define WHOSON_REQUEST_MAX 1024
 #define WHOSON_CONNS_MAX   1024
+#define WHOSON_CONNS_PER_ADDR_MAX 256
 #define WHOSON_IDLE_S      300
+
+/* Answers queued for a policy or WHOSON peer that does not read them,
+ * before its requests stop being read: a real client reads each answer
+ * before its next request, so a few KB is dozens of answers of slack. A
+ * peer pipelining requests without reading would otherwise make us
+ * queue without end (3-byte requests, 40-byte answers). */
+#define REQ_OUT_HIGH (4 * 1024)
 
 
 #endif

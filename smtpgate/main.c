@@ -208,6 +208,8 @@ static int open_listeners(struct gate *g)
     const struct smtpgate_conf *sc = g->sc;
 
     g->listeners = listeners_new(g->base);
+    g->policy_door = policy_door_new();
+    g->whoson_door = whoson_door_new();
     return add_list(g, &sc->d.listen, GATE_LISTEN_SMTP, smtp_session_accept) |
            add_list(g, &sc->d.listen_tls, GATE_LISTEN_SMTPS,
                     smtp_session_accept) |
@@ -223,7 +225,8 @@ static void free_all(struct gate *g)
     smtp_session_close_all(g);
     listeners_free(g->listeners);
     services_stop(&g->svc);           /* pending calls end: their owners */
-    reqconn_free_all();               /* must still be there */
+    reqdoor_free(g->policy_door);     /* must still be there */
+    reqdoor_free(g->whoson_door);
     ds_free_all();
     services_free(&g->svc);
     if (g->tls)

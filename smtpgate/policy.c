@@ -54,7 +54,8 @@ static struct {
 
 static const struct reqconn_limits policy_limits = {
     .line_max = POLICY_LINE_MAX, .lines_max = POLICY_ATTRS_MAX,
-    .request_max = POLICY_REQUEST_MAX, .idle_s = POLICY_IDLE_S,
+    .request_max = POLICY_REQUEST_MAX, .out_high = REQ_OUT_HIGH,
+    .idle_s = POLICY_IDLE_S,
 };
 
 /* ---- parsing ------------------------------------------------------------ */
@@ -209,12 +210,17 @@ static void on_close(void *arg)
 {
     struct policy_conn *pc = arg;
 
-    pc->g->npolicy--;
     log_debug("event=policy_disconnect sid=%s", pc->sid);
     free(pc);
 }
 
 static const struct reqconn_ops policy_ops = { on_request, on_close };
+
+struct reqdoor *policy_door_new(void)
+{
+    return reqdoor_new("policy", &policy_limits, &policy_ops,
+                       POLICY_CONNS_MAX, POLICY_CONNS_PER_ADDR_MAX);
+}
 
 void policy_accept(evutil_socket_t fd, struct sockaddr *sa, socklen_t len,
                    int kind, void *arg)
@@ -224,17 +230,18 @@ void policy_accept(evutil_socket_t fd, struct sockaddr *sa, socklen_t len,
 
     (void)len;
     (void)kind;
-    if (g->stopping || g->npolicy >= POLICY_CONNS_MAX) {
-        log_warn("event=policy_refused reason=%s",
-                 g->stopping ? "stopping" : "too_many_connections");
+    if (g->stopping) {
         close(fd);
         return;
     }
     pc = ab_calloc(1, sizeof(*pc));
     pc->g = g;
     daemon_session_id(pc->sid);
-    g->npolicy++;
-    pc->rc = reqconn_new(g->base, fd, sa, &policy_limits, &policy_ops, pc);
+    pc->rc = reqconn_accept(g->policy_door, g->base, fd, sa, pc);
+    if (pc->rc == NULL) {
+        free(pc);
+        return;
+    }
     log_debug("event=policy_connect sid=%s peer=%s", pc->sid,
               reqconn_peer_text(pc->rc));
 }

@@ -21,6 +21,8 @@
 #define SMTPGATE_POLICY_H
 
 #include <event2/util.h>
+
+struct reqdoor;
 #include <stddef.h>
 #include <sys/socket.h>
 
@@ -40,6 +42,9 @@ int policy_parse(char **lines, size_t n, struct policy_req *r);
 
 /* The info line that sums the answers (also written once a minute). */
 void policy_log_summary(void);
+
+/* The door's caps and limits (one per gate). */
+struct reqdoor *policy_door_new(void);
 
 /* Accept callback for policy_listen (arg: struct gate). */
 void policy_accept(evutil_socket_t fd, struct sockaddr *sa, socklen_t len,

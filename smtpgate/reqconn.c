@@ -1,5 +1,6 @@
 #include "smtpgate/reqconn.h"
 
+#include "authbridge/listen.h"
 #include "authbridge/log.h"
 #include "authbridge/util.h"
 
@@ -13,8 +14,17 @@
 
 #define REQCONN_BUF_FIRST 2048    /* most requests fit; grows to the cap */
 
+struct reqdoor {
+    const char *name;
+    const struct reqconn_limits *lim;
+    const struct reqconn_ops *ops;
+    struct conncap *cap;
+    LIST_HEAD(, reqconn) all;
+};
+
 struct reqconn {
     LIST_ENTRY(reqconn) link;
+    struct reqdoor *door;
     evutil_socket_t fd;
     struct event *rev, *wev;
     const struct reqconn_limits *lim;
@@ -32,12 +42,11 @@ struct reqconn {
     size_t outlen, outcap;
 
     bool busy;                    /* a request is outstanding */
-    bool gone;                    /* peer closed, error, or we close */
+    bool gone;                    /* error, timeout, or we close */
+    bool eof;                     /* the peer sent all it will send */
     bool in_process;
-    bool reading;
+    bool reading, writing;        /* rev, wev armed */
 };
-
-static LIST_HEAD(, reqconn) all = LIST_HEAD_INITIALIZER(all);
 
 /* ---- parsing ------------------------------------------------------------ */
 
@@ -98,6 +107,7 @@ int reqblock_parse(char *buf, size_t len, const struct reqconn_limits *lim,
 static void rc_free(struct reqconn *rc)
 {
     LIST_REMOVE(rc, link);
+    conncap_release(rc->door->cap, rc->peer_text);
     rc->ops->on_close(rc->arg);
     event_free(rc->rev);
     event_free(rc->wev);
@@ -115,37 +125,67 @@ static void rc_gone(struct reqconn *rc)
     rc->gone = true;
     event_del(rc->rev);
     event_del(rc->wev);
+    rc->reading = rc->writing = false;
     if (!rc->busy && !rc->in_process)
         rc_free(rc);
 }
 
-static void set_reading(struct reqconn *rc, bool on)
+/* Read while there is room and the answers so far have been taken: a
+ * peer that pipelines requests without reading the answers stops being
+ * read once out_high octets wait for it. */
+static bool want_read(const struct reqconn *rc)
 {
-    struct timeval tv = { rc->lim->idle_s, 0 };
-
-    if (on == rc->reading || rc->gone)
-        return;
-    rc->reading = on;
-    if (on)
-        event_add(rc->rev, &tv);
-    else
-        event_del(rc->rev);
+    return !rc->gone && !rc->eof && rc->outlen <= rc->lim->out_high &&
+           (rc->len < rc->cap || !rc->busy);
 }
 
+/* Arm exactly the events the state needs. Both carry idle_s: an idle
+ * peer, and one that stopped reading its answers, are closed alike. */
+static void update_events(struct reqconn *rc)
+{
+    struct timeval tv = { rc->lim->idle_s, 0 };
+    bool r = want_read(rc), w = !rc->gone && rc->outlen > 0;
+
+    if (r != rc->reading) {
+        rc->reading = r;
+        if (r)
+            event_add(rc->rev, &tv);
+        else
+            event_del(rc->rev);
+    }
+    if (w != rc->writing) {
+        rc->writing = w;
+        if (w)
+            event_add(rc->wev, &tv);
+        else
+            event_del(rc->wev);
+    }
+}
+
+static int frame(struct reqconn *rc, size_t *n)
+{
+    reqconn_frame_fn *fn = rc->lim->frame ? rc->lim->frame : reqblock_parse;
+
+    return fn(rc->buf, rc->len, rc->lim, rc->lines, n, &rc->cur_used);
+}
+
+/* Take the requests already read, one at a time, while the peer reads
+ * its answers. After the peer's end of input, close once the last
+ * complete request is answered and the answers are written. */
 static void process(struct reqconn *rc)
 {
     size_t n;
-    int r;
+    int r = 0;
 
     rc->in_process = true;
-    while (!rc->busy && !rc->gone && rc->len > 0) {
-        r = reqblock_parse(rc->buf, rc->len, rc->lim, rc->lines, &n,
-                           &rc->cur_used);
+    while (!rc->busy && !rc->gone && rc->len > 0 &&
+           rc->outlen <= rc->lim->out_high) {
+        r = frame(rc, &n);
         if (r == 0 && rc->len < rc->lim->request_max)
             break;
         if (r <= 0) {
-            log_info("event=request_refused client=%s reason=\"over a limit "
-                     "or malformed\"", rc->peer_text);
+            log_info("event=request_refused door=%s client=%s reason=\"over "
+                     "a limit or malformed\"", rc->door->name, rc->peer_text);
             rc_gone(rc);
             break;
         }
@@ -153,8 +193,19 @@ static void process(struct reqconn *rc)
         rc->ops->on_request(rc, rc->lines, n, rc->arg);
     }
     rc->in_process = false;
-    if (rc->gone && !rc->busy)
-        rc_free(rc);
+    if (rc->gone) {
+        if (!rc->busy)
+            rc_free(rc);
+        return;
+    }
+    if (rc->eof && !rc->busy && rc->outlen == 0) {
+        if (rc->len > 0)
+            log_info("event=request_refused door=%s client=%s reason=\"input "
+                     "ended inside a request\"", rc->door->name, rc->peer_text);
+        rc_gone(rc);
+        return;
+    }
+    update_events(rc);
 }
 
 /* Room to read into: grow up to the cap, but never while a request's
@@ -183,27 +234,37 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (!make_room(rc)) {
-        set_reading(rc, false);   /* busy and full: wait for the reply */
+        update_events(rc);        /* busy and full: wait for the reply */
         return;
     }
     n = read(fd, rc->buf + rc->len, rc->cap - rc->len);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
-    if (n <= 0) {
+    if (n < 0) {
         rc_gone(rc);
         return;
     }
+    if (n == 0)
+        rc->eof = true;           /* half-closed: answer what came */
     rc->len += (size_t)n;
     if (!rc->busy)
         process(rc);
+    else
+        update_events(rc);
 }
 
 static void write_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct reqconn *rc = arg;
-    ssize_t n = send(fd, rc->out, rc->outlen, MSG_NOSIGNAL);
+    ssize_t n;
 
-    (void)what;
+    if (what & EV_TIMEOUT) {
+        log_info("event=peer_not_reading door=%s client=%s queued=%zu",
+                 rc->door->name, rc->peer_text, rc->outlen);
+        rc_gone(rc);
+        return;
+    }
+    n = send(fd, rc->out, rc->outlen, MSG_NOSIGNAL);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
     if (n < 0) {
@@ -212,8 +273,13 @@ static void write_cb(evutil_socket_t fd, short what, void *arg)
     }
     memmove(rc->out, rc->out + n, rc->outlen - (size_t)n);
     rc->outlen -= (size_t)n;
-    if (rc->outlen == 0)
-        event_del(rc->wev);
+    if (rc->outlen > 0)
+        return;
+    /* Drained: take the next requests (or finish after the peer's end). */
+    if (!rc->busy)
+        process(rc);
+    else
+        update_events(rc);
 }
 
 static void queue_output(struct reqconn *rc, const char *data, size_t len)
@@ -224,7 +290,6 @@ static void queue_output(struct reqconn *rc, const char *data, size_t len)
     }
     memcpy(rc->out + rc->outlen, data, len);
     rc->outlen += len;
-    event_add(rc->wev, NULL);
 }
 
 /* Write now if nothing is queued: the common case is one send(). */
@@ -254,7 +319,6 @@ void reqconn_reply(struct reqconn *rc, const char *data, size_t len)
     memmove(rc->buf, rc->buf + rc->cur_used, rc->len - rc->cur_used);
     rc->len -= rc->cur_used;
     rc->cur_used = 0;
-    set_reading(rc, true);
     if (!rc->in_process)
         process(rc);
 }
@@ -275,37 +339,76 @@ const char *reqconn_peer_text(const struct reqconn *rc)
     return rc->peer_text;
 }
 
-struct reqconn *reqconn_new(struct event_base *base, evutil_socket_t fd,
-                            const struct sockaddr *sa,
-                            const struct reqconn_limits *lim,
-                            const struct reqconn_ops *ops, void *arg)
-{
-    struct reqconn *rc = ab_calloc(1, sizeof(*rc));
+/* ---- the door ------------------------------------------------------------------ */
 
+struct reqdoor *reqdoor_new(const char *name, const struct reqconn_limits *lim,
+                            const struct reqconn_ops *ops, unsigned max_conns,
+                            unsigned max_per_addr)
+{
+    struct reqdoor *d = ab_calloc(1, sizeof(*d));
+
+    d->name = name;
+    d->lim = lim;
+    d->ops = ops;
+    d->cap = conncap_new(max_conns, max_per_addr);
+    LIST_INIT(&d->all);
+    return d;
+}
+
+void reqdoor_free(struct reqdoor *d)
+{
+    struct reqconn *rc;
+
+    if (d == NULL)
+        return;
+    while ((rc = LIST_FIRST(&d->all)) != NULL)
+        rc_free(rc);
+    conncap_free(d->cap);
+    free(d);
+}
+
+unsigned reqdoor_count(const struct reqdoor *d)
+{
+    return conncap_total(d->cap);
+}
+
+struct reqconn *reqconn_accept(struct reqdoor *d, struct event_base *base,
+                               evutil_socket_t fd, const struct sockaddr *sa,
+                               void *arg)
+{
+    const struct reqconn_limits *lim = d->lim;
+    struct reqconn *rc;
+    struct ab_addr peer;
+    char text[ADDR_TEXT_MAX] = "local";
+    enum cap_result cap;
+
+    if (addr_from_sockaddr(sa, &peer) == 0)
+        addr_format(&peer, text);
+    else
+        memset(&peer, 0, sizeof(peer));
+    if ((cap = conncap_acquire(d->cap, text)) != CAP_OK) {
+        log_info("event=connection_refused door=%s client=%s reason=%s",
+                 d->name, text, cap == CAP_TOTAL ? "max_connections" :
+                 "max_connections_per_addr");
+        evutil_closesocket(fd);
+        return NULL;
+    }
+    rc = ab_calloc(1, sizeof(*rc));
     evutil_make_socket_nonblocking(fd);
+    rc->door = d;
     rc->fd = fd;
     rc->lim = lim;
-    rc->ops = ops;
+    rc->ops = d->ops;
     rc->arg = arg;
-    if (addr_from_sockaddr(sa, &rc->peer) == 0)
-        addr_format(&rc->peer, rc->peer_text);
-    else
-        memcpy(rc->peer_text, "local", 6);
+    rc->peer = peer;
+    memcpy(rc->peer_text, text, sizeof(text));
     rc->cap = REQCONN_BUF_FIRST < lim->request_max ? REQCONN_BUF_FIRST
                                                    : lim->request_max;
     rc->buf = ab_malloc(rc->cap);
     rc->lines = ab_calloc(lim->lines_max, sizeof(*rc->lines));
     rc->rev = event_new(base, fd, EV_READ | EV_PERSIST, read_cb, rc);
     rc->wev = event_new(base, fd, EV_WRITE | EV_PERSIST, write_cb, rc);
-    LIST_INSERT_HEAD(&all, rc, link);
-    set_reading(rc, true);
+    LIST_INSERT_HEAD(&d->all, rc, link);
+    update_events(rc);
     return rc;
-}
-
-void reqconn_free_all(void)
-{
-    struct reqconn *rc;
-
-    while ((rc = LIST_FIRST(&all)) != NULL)
-        rc_free(rc);
 }

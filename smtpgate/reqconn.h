@@ -1,9 +1,17 @@
 /*
- * Request/response connections for the policy service and WHOSON: a
- * request is a block of lines (LF or CRLF) ended by an empty line; each is
- * answered exactly once, in order, one at a time per connection, and the
- * connection stays open for the next (Postfix keeps its policy
+ * Request/response connections for the gate's line-protocol front doors
+ * (the policy service, WHOSON, and any later one): a request is a frame
+ * (by default a block of lines, LF or CRLF, ended by an empty line); each
+ * is answered exactly once, in order, one at a time per connection, and
+ * the connection stays open for the next (Postfix keeps its policy
  * connections).
+ *
+ * Bounded per connection, whatever the peer does: input to one request's
+ * cap; output to out_high (above it no further request is taken and
+ * nothing is read until the peer has read its answers); idle time, and a
+ * peer that stops reading, to idle_s. A peer that half-closes after its
+ * request (Exim's ${readsocket}) still gets its answer, then the
+ * connection closes.
  *
  * A raw non-blocking socket with one persistent read event, not a
  * bufferevent: a request costs one read() and its answer one write(),
@@ -22,35 +30,61 @@
 
 struct event_base;
 struct reqconn;
+struct reqdoor;
+
+struct reqconn_limits;
+
+/*
+ * A framing: one request at the start of buf[0..len). Returns 1 with
+ * its parts [0, *n) pointing into buf (NUL-terminated in place) and
+ * *used the octets of the request; 0 if incomplete; -1 if it breaks a
+ * limit or is malformed (the connection is closed). buf is modified only
+ * on 1.
+ */
+typedef int reqconn_frame_fn(char *buf, size_t len,
+                             const struct reqconn_limits *lim, char **parts,
+                             size_t *n, size_t *used);
 
 struct reqconn_limits {
     size_t line_max;              /* octets per line, line end excluded */
-    size_t lines_max;             /* lines per request */
+    size_t lines_max;             /* lines (parts) per request */
     size_t request_max;           /* octets per request, all included */
-    unsigned idle_s;              /* close an idle connection */
+    size_t out_high;              /* answers queued before reading stops */
+    unsigned idle_s;              /* close an idle (or non-reading) peer */
+    reqconn_frame_fn *frame;      /* NULL: reqblock_parse */
 };
 
-/*
- * Pure: one request at the start of buf[0..len). Returns 1 with lines
- * [0, *n) pointing into buf (line ends replaced by NULs) and *used the
- * octets of the request including its empty line; 0 if incomplete; -1
- * if it breaks a limit or holds a NUL byte. buf is modified only on 1.
- */
+/* The default framing: lines ended by an empty line. */
 int reqblock_parse(char *buf, size_t len, const struct reqconn_limits *lim,
                    char **lines, size_t *n, size_t *used);
 
 struct reqconn_ops {
     /* A request: answer it with reqconn_reply() (now or later) or
-     * reqconn_close(). The lines stay valid until then. */
-    void (*on_request)(struct reqconn *rc, char **lines, size_t n, void *arg);
+     * reqconn_close(). The parts stay valid until then. */
+    void (*on_request)(struct reqconn *rc, char **parts, size_t n, void *arg);
     /* The connection is gone and nothing is outstanding: free arg. */
     void (*on_close)(void *arg);
 };
 
-struct reqconn *reqconn_new(struct event_base *base, evutil_socket_t fd,
-                            const struct sockaddr *sa,
-                            const struct reqconn_limits *lim,
-                            const struct reqconn_ops *ops, void *arg);
+/*
+ * A front door: its name (in log lines), limits, callbacks and
+ * connection caps, in all and per peer address. Owns its connections.
+ */
+struct reqdoor *reqdoor_new(const char *name, const struct reqconn_limits *lim,
+                            const struct reqconn_ops *ops, unsigned max_conns,
+                            unsigned max_per_addr);
+/* At exit, after Redis calls completed: close and free every connection. */
+void reqdoor_free(struct reqdoor *d);
+unsigned reqdoor_count(const struct reqdoor *d);
+
+/*
+ * A new connection at the door: NULL (fd closed, the refusal logged)
+ * over a cap. arg is what the callbacks get; on NULL it is the caller's
+ * to free.
+ */
+struct reqconn *reqconn_accept(struct reqdoor *d, struct event_base *base,
+                               evutil_socket_t fd, const struct sockaddr *sa,
+                               void *arg);
 
 /* Answer the request at hand. rc may be freed by this call (the peer
  * left meanwhile): do not touch it afterwards. */
@@ -58,9 +92,6 @@ void reqconn_reply(struct reqconn *rc, const char *data, size_t len);
 
 /* Instead of an answer (a broken request): close. Same rule. */
 void reqconn_close(struct reqconn *rc);
-
-/* At exit, after Redis calls completed: close and free every connection. */
-void reqconn_free_all(void);
 
 const struct ab_addr *reqconn_peer(const struct reqconn *rc);
 const char *reqconn_peer_text(const struct reqconn *rc);

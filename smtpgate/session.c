@@ -460,6 +460,12 @@ static void smtp_process(struct smtp_session *s)
             shutting_down(s);
             return;
         }
+        /* A client that pipelines faster than it reads waits for us. */
+        if (conn_output_len(s->conn) > SMTP_OUTPUT_HIGH) {
+            s->output_wait = true;
+            conn_want_drain(s->conn, SMTP_OUTPUT_LOW);
+            return;
+        }
         switch (conn_readline(s->conn, line, sizeof(line) - 2, &len)) {
         case LINE_MORE:
             return;
@@ -516,6 +522,17 @@ static void on_input(struct conn *c, void *arg)
     smtp_process(arg);
 }
 
+static void on_drain(struct conn *c, void *arg)
+{
+    struct smtp_session *s = arg;
+
+    if (!s->output_wait)
+        return;
+    s->output_wait = false;
+    conn_want_drain(c, 0);
+    smtp_resume(s);
+}
+
 static void on_end(struct conn *c, enum conn_end why, void *arg)
 {
     struct smtp_session *s = arg;
@@ -552,7 +569,9 @@ static void on_timeout(struct conn *c, void *arg)
     smtp_reply(s, "421 4.4.2 %s Error: timeout exceeded", s->g->sc->hostname);
 }
 
-static const struct conn_ops session_ops = { on_input, NULL, on_end, on_timeout };
+static const struct conn_ops session_ops = {
+    on_input, on_drain, on_end, on_timeout
+};
 
 /* Over a cap: say so in plain text (not on the TLS port) and close. */
 static void refuse_connection(struct gate *g, evutil_socket_t fd, int kind,

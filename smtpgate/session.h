@@ -116,6 +116,7 @@ struct smtp_session {
     uint64_t started_ms;
     bool busy;                      /* waiting: read no more commands */
     bool paused;                    /* DATA back-pressure from the MTA side */
+    bool output_wait;               /* the client must read its replies */
     unsigned pending;               /* callbacks still to come */
     struct event *timer;            /* AUTH tarpit and failure delay */
 };

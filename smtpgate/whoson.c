@@ -28,7 +28,8 @@ struct whoson_conn {
 
 static const struct reqconn_limits whoson_limits = {
     .line_max = WHOSON_LINE_MAX, .lines_max = 4,
-    .request_max = WHOSON_REQUEST_MAX, .idle_s = WHOSON_IDLE_S,
+    .request_max = WHOSON_REQUEST_MAX, .out_high = REQ_OUT_HIGH,
+    .idle_s = WHOSON_IDLE_S,
 };
 
 /* ---- parsing ------------------------------------------------------------ */
@@ -181,13 +182,16 @@ static void on_request(struct reqconn *rc, char **lines, size_t n, void *arg)
 
 static void on_close(void *arg)
 {
-    struct whoson_conn *wc = arg;
-
-    wc->g->nwhoson--;
-    free(wc);
+    free(arg);
 }
 
 static const struct reqconn_ops whoson_ops = { on_request, on_close };
+
+struct reqdoor *whoson_door_new(void)
+{
+    return reqdoor_new("whoson", &whoson_limits, &whoson_ops,
+                       WHOSON_CONNS_MAX, WHOSON_CONNS_PER_ADDR_MAX);
+}
 
 void whoson_accept(evutil_socket_t fd, struct sockaddr *sa, socklen_t len,
                    int kind, void *arg)
@@ -197,13 +201,14 @@ void whoson_accept(evutil_socket_t fd, struct sockaddr *sa, socklen_t len,
 
     (void)len;
     (void)kind;
-    if (g->stopping || g->nwhoson >= WHOSON_CONNS_MAX) {
+    if (g->stopping) {
         close(fd);
         return;
     }
     wc = ab_calloc(1, sizeof(*wc));
     wc->g = g;
     daemon_session_id(wc->sid);
-    g->nwhoson++;
-    wc->rc = reqconn_new(g->base, fd, sa, &whoson_limits, &whoson_ops, wc);
+    wc->rc = reqconn_accept(g->whoson_door, g->base, fd, sa, wc);
+    if (wc->rc == NULL)
+        free(wc);
 }

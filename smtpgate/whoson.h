@@ -18,6 +18,8 @@
 #define SMTPGATE_WHOSON_H
 
 #include <event2/util.h>
+
+struct reqdoor;
 #include <sys/socket.h>
 
 #include "authbridge/addr.h"
@@ -37,6 +39,9 @@ struct whoson_req {
 /* Pure: one request line (split in place). NULL, or the text of the '*'
  * answer. */
 const char *whoson_parse(char *line, struct whoson_req *r);
+
+/* The door's caps and limits (one per gate). */
+struct reqdoor *whoson_door_new(void);
 
 /* Accept callback for whoson_listen (arg: struct gate). */
 void whoson_accept(evutil_socket_t fd, struct sockaddr *sa, socklen_t len,
