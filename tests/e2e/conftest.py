@@ -19,6 +19,8 @@ What daemon tests can reuse:
   port_open(port) / wait_listening(port, timeout, what)
   unverified_context()      TLS client context for our self-signed certs
   LineSocket                a bare client socket: send(), closed(), close()
+  rss_kb(pid)               a process's resident memory, KiB
+  flood_unread(...)         pipeline requests without reading the answers
   ClientThreads             threads running run(i) until the block ends
 """
 
@@ -135,6 +137,33 @@ class LineSocket:
 
     def close(self):
         self.sock.close()
+
+
+def rss_kb(pid):
+    """Resident set size of a process, in KiB (VmRSS)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def flood_unread(port, request, total, source="127.0.0.1", stall=1.0):
+    """Send `request` over and over, up to `total` octets, never reading an
+    answer; stop early once the server has stopped reading for `stall`
+    seconds (its and our socket buffers full). Returns (socket, octets
+    sent): the caller closes the socket."""
+    sock = socket.create_connection(("127.0.0.1", port), 5,
+                                    source_address=(source, 0))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    chunk = request * max(1, 65536 // len(request))
+    sent = 0
+    sock.settimeout(stall)
+    try:
+        while sent < total:
+            sent += sock.send(chunk)
+    except (socket.timeout, BlockingIOError):
+        pass
+    return sock, sent
 
 
 class ClientThreads:
