@@ -9,6 +9,7 @@
 #include <grp.h>
 #include <malloc.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,6 +160,37 @@ int daemon_check_secret_file(const char *path, char *err, size_t errlen)
         return -1;
     }
     return 0;
+}
+
+static const int handled_signals[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT };
+
+struct daemon_signals {
+    struct event *ev[AB_ARRAY_LEN(handled_signals)];
+};
+
+struct daemon_signals *daemon_signals_new(struct event_base *base,
+                                          void (*cb)(evutil_socket_t sig,
+                                                     short what, void *arg),
+                                          void *arg)
+{
+    struct daemon_signals *ds = ab_calloc(1, sizeof(*ds));
+
+    signal(SIGPIPE, SIG_IGN);
+    for (size_t i = 0; i < AB_ARRAY_LEN(handled_signals); i++) {
+        ds->ev[i] = evsignal_new(base, handled_signals[i], cb, arg);
+        if (ds->ev[i] == NULL || evsignal_add(ds->ev[i], NULL) < 0)
+            fatalx("cannot handle signal %d", handled_signals[i]);
+    }
+    return ds;
+}
+
+void daemon_signals_free(struct daemon_signals *ds)
+{
+    if (ds == NULL)
+        return;
+    for (size_t i = 0; i < AB_ARRAY_LEN(handled_signals); i++)
+        event_free(ds->ev[i]);
+    free(ds);
 }
 
 struct daemon_stop {

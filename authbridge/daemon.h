@@ -6,6 +6,7 @@
 #ifndef AB_DAEMON_H
 #define AB_DAEMON_H
 
+#include <event2/util.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -60,6 +61,20 @@ void daemon_delay(struct event_base *base, struct event *ev, unsigned ms);
  * poll every 50 ms and leave the loop when idle(arg) says nothing is left,
  * or after grace_ms whatever remains. daemon_stop_free() at exit.
  */
+/*
+ * SIGTERM, SIGINT, SIGQUIT and SIGHUP, handled by cb on the loop from
+ * now on. Called before binding: a signal sent as soon as the port
+ * accepts connections must do what the README says, not the default
+ * action (SIGHUP's is to terminate). Signals that come before the loop
+ * runs wait for it. SIGPIPE is ignored.
+ */
+struct daemon_signals;
+struct daemon_signals *daemon_signals_new(struct event_base *base,
+                                          void (*cb)(evutil_socket_t sig,
+                                                     short what, void *arg),
+                                          void *arg);
+void daemon_signals_free(struct daemon_signals *ds);
+
 struct daemon_stop;
 struct daemon_stop *daemon_stop_when_idle(struct event_base *base,
                                           unsigned grace_ms,

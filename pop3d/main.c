@@ -190,8 +190,7 @@ int main(int argc, char **argv)
     struct daemon_opts o;
     struct conf_errors errs = { 0 };
     struct server srv;
-    struct event *sigs[4];
-    static const int signums[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT };
+    struct daemon_signals *sigs;
     char err[256], listening[512];
 
     daemon_parse_args(argc, argv, "pop3d", DEFAULT_CONF, &o);
@@ -219,7 +218,6 @@ int main(int argc, char **argv)
     } else {
         log_set_dest(log_dest_of(srv.pc));
     }
-    signal(SIGPIPE, SIG_IGN);
     daemon_raise_nofile();
     daemon_tune_malloc();
     if (gethostname(srv.hostname, sizeof(srv.hostname) - 1) < 0)
@@ -227,7 +225,10 @@ int main(int argc, char **argv)
     maildir_set_hostname(srv.hostname);
     srv.pid = (long)getpid();
     srv.base = event_base_new();
-    if (srv.base == NULL || open_listeners(&srv) < 0 ||
+    if (srv.base == NULL)
+        return 1;
+    sigs = daemon_signals_new(srv.base, on_signal, &srv);
+    if (open_listeners(&srv) < 0 ||
         services_load_users(&srv.svc, srv.base, &srv.pc->d) < 0)
         return 1;
     log_attach_loop(srv.base);
@@ -236,10 +237,6 @@ int main(int argc, char **argv)
         return 1;
     }
     services_start(&srv.svc, srv.base, srv.conf, &srv.pc->d);
-    for (size_t i = 0; i < AB_ARRAY_LEN(signums); i++) {
-        sigs[i] = evsignal_new(srv.base, signums[i], on_signal, &srv);
-        evsignal_add(sigs[i], NULL);
-    }
     warn_short_idle(srv.pc);
     listen_text(&srv.pc->d, listening, sizeof(listening));
     log_info("event=started listen=%s users=%s redis=%s", listening,
@@ -248,8 +245,7 @@ int main(int argc, char **argv)
     event_base_dispatch(srv.base);
 
     log_info("event=stopped");
-    for (size_t i = 0; i < AB_ARRAY_LEN(signums); i++)
-        event_free(sigs[i]);
+    daemon_signals_free(sigs);
     daemon_stop_free(srv.stop);
     listeners_free(srv.listeners);
     services_stop(&srv.svc);

@@ -19,6 +19,7 @@ struct sendermap;
 struct smtp_session;
 struct reqdoor;
 struct daemon_stop;
+struct daemon_signals;
 struct event;
 struct event_base;
 
@@ -33,6 +34,7 @@ struct gate {
     struct sendermap *sendermap;       /* NULL without sender_map */
     bool stopping;
     struct daemon_stop *stop;          /* once SIGTERM came */
+    struct daemon_signals *signals;
     TAILQ_HEAD(, smtp_session) sessions;
     unsigned nsessions;
     struct reqdoor *policy_door;       /* policy service connections */

@@ -234,6 +234,7 @@ static void free_all(struct gate *g)
     sendermap_free(g->sendermap);
     conf_free(g->conf);
     daemon_stop_free(g->stop);
+    daemon_signals_free(g->signals);
     log_detach_loop();
     event_base_free(g->base);
 }
@@ -248,13 +249,14 @@ static int setup(struct gate *g, const struct daemon_opts *o)
     } else {
         log_set_dest(log_dest_of(g->sc));
     }
-    signal(SIGPIPE, SIG_IGN);
     daemon_raise_nofile();
     daemon_tune_malloc();
     g->base = event_base_new();
-    if (g->base != NULL)
-        log_attach_loop(g->base);
-    if (g->base == NULL || open_listeners(g) < 0 ||
+    if (g->base == NULL)
+        return -1;
+    log_attach_loop(g->base);
+    g->signals = daemon_signals_new(g->base, on_signal, g);
+    if (open_listeners(g) < 0 ||
         services_load_users(&g->svc, g->base, &g->sc->d) < 0)
         return -1;
     if (daemon_drop_privileges(g->sc->d.user, err, sizeof(err)) < 0) {
@@ -267,12 +269,10 @@ static int setup(struct gate *g, const struct daemon_opts *o)
 
 int main(int argc, char **argv)
 {
-    static const int signums[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT };
     struct daemon_opts o;
     struct conf_errors errs = { 0 };
     struct gate g;
     struct loaded l;
-    struct event *sigs[AB_ARRAY_LEN(signums)];
 
     daemon_parse_args(argc, argv, "smtpgate", DEFAULT_CONF, &o);
     log_init("smtpgate", LOG_DEST_STDERR, o.verbose);
@@ -295,10 +295,6 @@ int main(int argc, char **argv)
     g.sendermap = l.sendermap;
     if (setup(&g, &o) < 0)
         return 1;
-    for (size_t i = 0; i < AB_ARRAY_LEN(signums); i++) {
-        sigs[i] = evsignal_new(g.base, signums[i], on_signal, &g);
-        evsignal_add(sigs[i], NULL);
-    }
     log_info("event=started smtp=%zu smtps=%zu policy=%zu whoson=%zu "
              "downstream=%s redis=%s", g.sc->d.listen.n, g.sc->d.listen_tls.n,
              g.sc->policy_listen.n, g.sc->whoson_listen.n,
@@ -308,8 +304,6 @@ int main(int argc, char **argv)
     event_base_dispatch(g.base);
     policy_log_summary();
     log_info("event=stopped");
-    for (size_t i = 0; i < AB_ARRAY_LEN(signums); i++)
-        event_free(sigs[i]);
     free_all(&g);
     return 0;
 }
