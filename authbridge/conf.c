@@ -348,20 +348,39 @@ static void list_clear(const struct key_def *k, void *field)
     }
 }
 
+/*
+ * Comma-separated items. An empty item ("a,,b") is an error: the daemon
+ * would not do what the line seems to say (one of two meant items is
+ * missing). A comma ending a line (the list goes on below) or starting
+ * a continuation line is layout, not an item.
+ */
 static int set_list(struct parse_state *ps, const struct key_def *k,
                     void *field, const char *value)
 {
     item_fn fn = k->type == K_CIDRS ? item_cidr :
                  k->type == K_DOMAINS ? item_domain : item_listen;
-    char *copy = ab_strdup(value), *save = NULL, *tok;
+    char *copy = ab_strdup(value), *p = copy;
     int rc = 0;
 
-    for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        char *item = ab_trim(tok);
-        if (*item == '\0')
-            continue;
-        if (fn(ps, k, field, item) < 0)
+    for (unsigned i = 0; p != NULL; i++) {
+        char *comma = strchr(p, ',');
+        char *item;
+        if (comma != NULL)
+            *comma = '\0';
+        item = ab_trim(p);
+        p = comma ? comma + 1 : NULL;
+        if (*item != '\0') {
+            if (fn(ps, k, field, item) < 0)
+                rc = -1;
+        } else if ((p == NULL && i > 0) || (i == 0 && ps->continuation) ||
+                   (i == 0 && p == NULL)) {
+            continue;             /* layout, or an empty value */
+        } else {
+            perr(ps, "%s: empty item in the list (two commas in a row, or "
+                 "one at the start)", k->name);
             rc = -1;
+            break;
+        }
     }
     free(copy);
     return rc;
@@ -640,6 +659,16 @@ static int key_line(const struct parse_state *ps, const char *section,
     fatalx("key_line: no key [%s] %s", section, name);
 }
 
+int conf_key_line(const struct ab_conf *c, const char *section,
+                  const char *key)
+{
+    for (size_t i = 0; i < AB_ARRAY_LEN(keys); i++)
+        if (strcmp(keys[i].section, section) == 0 &&
+            strcmp(keys[i].name, key) == 0)
+            return c->key_lines ? c->key_lines[i] : 0;
+    fatalx("conf_key_line: no key [%s] %s", section, key);
+}
+
 static void check_cross(struct parse_state *ps)
 {
     struct ab_conf *c = ps->conf;
@@ -705,53 +734,13 @@ struct ab_conf *conf_load(const char *path, struct conf_errors *errs)
     ini_parse_stream(conf_reader, &ps, ini_cb, &ps);
     fclose(ps.fp);
     check_cross(&ps);
+    c->key_lines = ab_malloc(sizeof(ps.seen));
+    memcpy(c->key_lines, ps.seen, sizeof(ps.seen));
     if (errs->n > before) {
         conf_free(c);
         return NULL;
     }
     return c;
-}
-
-static void require_daemon(const struct ab_conf *c, const char *sec,
-                           const struct daemon_conf *d, struct conf_errors *errs)
-{
-    if (d->listen.n == 0 && d->listen_tls.n == 0)
-        conf_errors_add(errs, "%s: [%s] needs listen or listen_tls", c->path, sec);
-    if (d->listen_tls.n > 0 && (d->tls_cert[0] == '\0' || d->tls_key[0] == '\0'))
-        conf_errors_add(errs, "%s: [%s] listen_tls needs tls_cert and tls_key",
-                        c->path, sec);
-    if ((d->tls_cert[0] == '\0') != (d->tls_key[0] == '\0'))
-        conf_errors_add(errs, "%s: [%s] tls_cert and tls_key go together",
-                        c->path, sec);
-}
-
-void conf_require_pop3d(const struct ab_conf *c, struct conf_errors *errs)
-{
-    require_daemon(c, "pop3d", &c->pop3d.d, errs);
-    if (c->pop3d.d.users[0] == '\0')
-        conf_errors_add(errs, "%s: [pop3d] users (the passwd-file) is required",
-                        c->path);
-}
-
-void conf_require_smtpgate(const struct ab_conf *c, struct conf_errors *errs)
-{
-    const struct smtpgate_conf *s = &c->smtpgate;
-
-    if (s->d.listen.n + s->d.listen_tls.n + s->policy_listen.n +
-        s->whoson_listen.n == 0)
-        conf_errors_add(errs, "%s: [smtpgate] needs at least one of listen, "
-                        "listen_tls, policy_listen, whoson_listen", c->path);
-    if ((s->d.listen.n > 0 || s->d.listen_tls.n > 0) &&
-        s->downstream.family == 0)
-        conf_errors_add(errs, "%s: [smtpgate] listen needs downstream (the "
-                        "MTA to pass mail to)", c->path);
-    if (s->d.listen_tls.n > 0 &&
-        (s->d.tls_cert[0] == '\0' || s->d.tls_key[0] == '\0'))
-        conf_errors_add(errs, "%s: [smtpgate] listen_tls needs tls_cert and "
-                        "tls_key", c->path);
-    if ((s->d.tls_cert[0] == '\0') != (s->d.tls_key[0] == '\0'))
-        conf_errors_add(errs, "%s: [smtpgate] tls_cert and tls_key go together",
-                        c->path);
 }
 
 void conf_free(struct ab_conf *c)
@@ -770,5 +759,6 @@ void conf_free(struct ab_conf *c)
     }
     free(c->path);
     free(c->dir);
+    free(c->key_lines);
     free(c);
 }

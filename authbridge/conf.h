@@ -126,6 +126,7 @@ struct smtpgate_conf {
 struct ab_conf {
     char *path;
     char *dir;                    /* folder of the file, for relative paths */
+    int *key_lines;               /* per key: the line that set it, 0: default */
     struct redis_conf redis;
     struct grant_conf grant;
     struct throttle_conf throttle;
@@ -145,7 +146,16 @@ struct conf_errors {
 struct ab_conf *conf_load(const char *path, struct conf_errors *errs);
 void conf_free(struct ab_conf *c);
 
-/* What each program needs beyond a well-formed file (e.g. a user file). */
+/* The line of the file that set [section] key; 0 when it has its
+ * default. */
+int conf_key_line(const struct ab_conf *c, const char *section,
+                  const char *key);
+
+/*
+ * What each program needs beyond a well-formed file, checked without
+ * binding or connecting (conf_require.c): a user file, listeners that
+ * can all be bound together, a `user` account that exists.
+ */
 void conf_require_pop3d(const struct ab_conf *c, struct conf_errors *errs);
 void conf_require_smtpgate(const struct ab_conf *c, struct conf_errors *errs);
 
