@@ -58,11 +58,14 @@ const char *addr_of_key(const char *key);
  * with EX_USAGE on anything else. */
 void key_for_arg(const char *arg, char *key, size_t keylen);
 
-/* ---- formatting (cli_grants.c) -------------------------------------------- */
+/* ---- formatting (cli_format.c) -------------------------------------------- */
 
 const char *fmt_time(long long t, char *buf, size_t len);
 const char *fmt_duration(long long s, char *buf, size_t len);
 void json_str(const char *s);
+/* Text from Redis made safe for a terminal (cli_format.c): a new string. */
+char *text_safe(const char *s, bool quote);
+void print_safe(const char *s, bool quote);
 
 /* ---- the verbs ------------------------------------------------------------ */
 

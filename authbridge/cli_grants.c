@@ -125,50 +125,6 @@ void rows_free(struct rows *r)
     free(r->v);
 }
 
-/* ---- formatting -------------------------------------------------------------- */
-
-const char *fmt_time(long long t, char *buf, size_t len)
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-
-    if (t <= 0) {
-        snprintf(buf, len, "-");
-        return buf;
-    }
-    gmtime_r(&tt, &tm);
-    strftime(buf, len, "%Y-%m-%d %H:%M:%SZ", &tm);
-    return buf;
-}
-
-const char *fmt_duration(long long s, char *buf, size_t len)
-{
-    if (s < 0)
-        snprintf(buf, len, "never");
-    else if (s >= 3600)
-        snprintf(buf, len, "%lldh%02lldm%02llds", s / 3600, s / 60 % 60, s % 60);
-    else if (s >= 60)
-        snprintf(buf, len, "%lldm%02llds", s / 60, s % 60);
-    else
-        snprintf(buf, len, "%llds", s);
-    return buf;
-}
-
-void json_str(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            printf("\\%c", ch);
-        else if (ch < 0x20)
-            printf("\\u%04x", ch);
-        else
-            putchar(ch);
-    }
-    putchar('"');
-}
-
 static void print_json(const struct rows *r)
 {
     putchar('[');
@@ -188,13 +144,31 @@ static void print_json(const struct rows *r)
     printf("]\n");
 }
 
+/* For a terminal (the JSON output escapes on its own). */
+static void replace_safe(char **field)
+{
+    char *safe = text_safe(*field, true);
+
+    free(*field);
+    *field = safe;
+}
+
+static void row_make_safe(struct grant_row *g)
+{
+    replace_safe(&g->addr);
+    replace_safe(&g->user);
+    replace_safe(&g->node);
+    replace_safe(&g->method);
+}
+
 static void print_table(const struct rows *r)
 {
     char since[32], left[32];
 
     printf("%-40s %-24s %-21s %s\n", "ADDRESS", "USER", "SINCE", "EXPIRES IN");
     for (size_t i = 0; i < r->n; i++) {
-        const struct grant_row *g = &r->v[i];
+        struct grant_row *g = &r->v[i];
+        row_make_safe(g);
         printf("%-40s %-24s %-21s %s\n", g->addr, g->user,
                fmt_time(g->since, since, sizeof(since)),
                fmt_duration(g->ttl, left, sizeof(left)));
@@ -269,6 +243,7 @@ int cmd_show(int argc, char **argv)
     t = reply_or_die(c);
     if (!row_from(&g, key, h, t))
         die(EX_NONE, "no grant for %s", addr_of_key(key));
+    row_make_safe(&g);
     printf("address: %s\nuser:    %s\nsince:   %s\nrenewed: %s\n"
            "node:    %s\nmethod:  %s\ntls:     %s\nlogins:  %lld\n"
            "ttl:     %lld (%s)\n", g.addr, g.user,

@@ -27,12 +27,16 @@ static void print_entry(const redisReply *e)
     for (size_t i = 0; i + 1 < f->elements; i += 2)
         if (strcmp(f->element[i]->str, "event") == 0)
             event = f->element[i + 1]->str;
-    printf("%s.%03lldZ %s", stamp, ms % 1000, event);
+    printf("%s.%03lldZ ", stamp, ms % 1000);
+    print_safe(event, true);
     for (size_t i = 0; i + 1 < f->elements; i += 2) {
         const char *k = f->element[i]->str, *v = f->element[i + 1]->str;
         if (strcmp(k, "event") == 0)
             continue;
-        printf(strpbrk(v, " =\"") || !*v ? " %s=\"%s\"" : " %s=%s", k, v);
+        putchar(' ');
+        print_safe(k, true);
+        putchar('=');
+        print_safe(v, true);
     }
     putchar('\n');
 }
