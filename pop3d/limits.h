@@ -43,6 +43,10 @@
  * faults per chunk), and at most this much queued for one client before
  * waiting for it to read (back-pressure). */
 #define POP3_READ_CHUNK   (32 * 1024)
+/* Names tried for a new/ message whose cur/ name is taken (a collision
+ * is rare; each retry draws a new random tag). */
+#define POP3_MOVE_ATTEMPTS 8
+
 #define POP3_OUTPUT_HIGH  (256 * 1024)
 #define POP3_OUTPUT_LOW   (64 * 1024)
 

@@ -151,6 +151,21 @@ static void login_end(struct login *l)
         session_unref_dead(s);
 }
 
+/* What the mailbox held that is not mail, once per login (whoever can
+ * write the Maildir may plant links and FIFOs: they are never opened). */
+static void log_odd_files(const struct session *s, const char *user,
+                          const struct mailbox *mb)
+{
+    if (mb->skipped > 0)
+        log_warn("event=maildir_skipped sid=%s user=%s count=%u first=%s",
+                 s->sid, log_esc(user), mb->skipped,
+                 log_esc(mb->skipped_first));
+    if (mb->renamed > 0)
+        log_warn("event=maildir_collision sid=%s user=%s renamed=%u "
+                 "reason=\"a new/ message's cur/ name was taken; both kept\"",
+                 s->sid, log_esc(user), mb->renamed);
+}
+
 static void login_done(enum auth_result r, const struct auth_user *u, void *arg)
 {
     struct login *l = arg;
@@ -182,6 +197,7 @@ static void login_done(enum auth_result r, const struct auth_user *u, void *arg)
         if (l->addr_fails > 0)
             throttle_succeeded(s->srv->svc.throttle, &s->peer);
         s->auth_cached = u->cached;
+        log_odd_files(s, u->name, l->mb);
         login_enter(s, u->name, l->method, l->mb);
     }
     login_end(l);

@@ -30,11 +30,31 @@ static int join(char *out, size_t len, const char *a, const char *b)
 }
 
 /*
- * Call fn for each entry of a folder but dot files, until fn returns
- * true. open + getdents64 rather than opendir, which adds an fstat: two
- * system calls a login (and system calls are what a login costs).
+ * What a directory entry is, without following a link: the type the
+ * kernel put in the entry, or (file systems that leave it DT_UNKNOWN)
+ * what fstatat says.
  */
-static int dir_each(const char *path, bool (*fn)(const char *name, void *arg),
+static unsigned char entry_type(int dirfd, const struct dirent64 *d)
+{
+    struct stat st;
+
+    if (d->d_type != DT_UNKNOWN)
+        return d->d_type;
+    if (fstatat(dirfd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return DT_UNKNOWN;
+    return S_ISREG(st.st_mode) ? DT_REG : S_ISLNK(st.st_mode) ? DT_LNK :
+           S_ISDIR(st.st_mode) ? DT_DIR : DT_FIFO;
+}
+
+/*
+ * Call fn for each entry of a folder but dot files, until fn returns
+ * true; type is DT_REG, DT_LNK, DT_DIR, another DT_ value, or DT_UNKNOWN
+ * (vanished meanwhile). open + getdents64 rather than opendir, which adds
+ * an fstat: two system calls a login (and system calls are what a login
+ * costs).
+ */
+static int dir_each(const char *path,
+                    bool (*fn)(const char *name, unsigned char type, void *arg),
                     void *arg)
 {
     char buf[32 * 1024];
@@ -47,7 +67,8 @@ static int dir_each(const char *path, bool (*fn)(const char *name, void *arg),
         for (ssize_t off = 0; off < n;) {
             const struct dirent64 *d = (const struct dirent64 *)(buf + off);
             off += d->d_reclen;
-            if (d->d_name[0] != '.' && fn(d->d_name, arg)) {
+            if (d->d_name[0] != '.' &&
+                fn(d->d_name, entry_type(fd, d), arg)) {
                 close(fd);
                 return 0;
             }
@@ -100,12 +121,35 @@ static bool size_from_name(const char *name, size_t base_len, uint64_t *size)
 
 /* ---- sizes --------------------------------------------------------------------- */
 
+/*
+ * Open a message for reading, never blocking and never through a link:
+ * whoever can write the Maildir (a shared vmail account, another
+ * customer) could plant a symbolic link to /etc/shadow or to someone
+ * else's mail, or a FIFO whose open() would wait for a writer for ever
+ * (on the event loop, or on a worker that every login needs). Only a
+ * regular file with this name is a message.
+ */
+static int open_message_file(const char *path)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        errno = EINVAL;
+        return -1;
+    }
+    return fd;
+}
+
 static int file_sizes(const char *path, uint64_t *raw, uint64_t *vsize)
 {
     char buf[POP3_READ_CHUNK];
     struct msg_vsize v;
     ssize_t n;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open_message_file(path);
 
     if (fd < 0)
         return -1;
@@ -323,36 +367,110 @@ static int ensure_dirs(const char *maildir, char *err, size_t errlen)
     return 0;
 }
 
-/* new/X -> cur/X,S=..,W=..:2, (the sizes learned once, kept in the name) */
-static bool move_one(const char *name, void *arg)
+/* Not a message (a link, a FIFO, a folder...): left alone, and counted
+ * for the login's log line. */
+static void skip_entry(struct mailbox *mb, const char *sub, const char *name,
+                       unsigned char type)
 {
-    const char *maildir = arg;
-    char from[4096], to[4096];
-    size_t blen = base_len_of(name);
+    if (type == DT_UNKNOWN)
+        return;                   /* vanished meanwhile: nothing odd */
+    if (mb->skipped++ == 0)
+        snprintf(mb->skipped_first, sizeof(mb->skipped_first), "%s/%s (%s)",
+                 sub, name, type == DT_LNK ? "symbolic link" :
+                 type == DT_DIR ? "folder" : "not a regular file");
+}
+
+/* Two names of one file: a move whose unlink of new/ never happened. */
+static bool same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+
+    return lstat(a, &sa) == 0 && lstat(b, &sb) == 0 &&
+           sa.st_ino == sb.st_ino && sa.st_dev == sb.st_dev;
+}
+
+/*
+ * rename(2) replaces what has the target name: two new/ messages that
+ * map to one cur/ name (or a new/ file whose target exists) would lose
+ * one silently. RENAME_NOREPLACE refuses instead; where the file system
+ * lacks it, link(2) refuses an existing name too (and is atomic on NFS).
+ */
+static int move_noreplace(const char *from, const char *to)
+{
+    if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS)
+        return -1;
+    if (link(from, to) < 0)
+        return -1;
+    unlink(from);
+    return 0;
+}
+
+/* cur/<unique><tag><what the name had><sizes>:2, */
+static int cur_name(const char *maildir, const char *name, const char *tag,
+                    uint64_t raw, uint64_t vsize, char *to, size_t len)
+{
+    size_t blen = base_len_of(name), ulen = strcspn(name, ",:");
+    const char *rest = name + ulen;
+    int rlen = (int)(blen - ulen), n;
+
+    if (strstr(name, ",W=") != NULL)
+        n = snprintf(to, len, "%s/cur/%.*s%s%.*s:2,", maildir, (int)ulen, name,
+                     tag, rlen, rest);
+    else if (strstr(name, ",S=") != NULL)
+        n = snprintf(to, len, "%s/cur/%.*s%s%.*s,W=%llu:2,", maildir,
+                     (int)ulen, name, tag, rlen, rest,
+                     (unsigned long long)vsize);
+    else
+        n = snprintf(to, len, "%s/cur/%.*s%s%.*s,S=%llu,W=%llu:2,", maildir,
+                     (int)ulen, name, tag, rlen, rest,
+                     (unsigned long long)raw, (unsigned long long)vsize);
+    return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+/* new/X -> cur/X,S=..,W=..:2, (the sizes learned once, kept in the name).
+ * On a collision both messages stay: this one gets a new unique part
+ * (so a new UIDL too: it is a different message). */
+static bool move_one(const char *name, unsigned char type, void *arg)
+{
+    struct mailbox *mb = arg;
+    char from[4096], to[4096], tag[16] = "";
     uint64_t raw, vsize;
 
-    if (snprintf(from, sizeof(from), "%s/new/%s", maildir, name) >=
+    if (type != DT_REG) {
+        skip_entry(mb, "new", name, type);
+        return false;
+    }
+    if (snprintf(from, sizeof(from), "%s/new/%s", mb->path, name) >=
             (int)sizeof(from) || file_sizes(from, &raw, &vsize) < 0)
         return false;             /* vanished or unreadable: leave it */
-    if (strstr(name, ",W=") != NULL)
-        snprintf(to, sizeof(to), "%s/cur/%.*s:2,", maildir, (int)blen, name);
-    else if (strstr(name, ",S=") != NULL)
-        snprintf(to, sizeof(to), "%s/cur/%.*s,W=%llu:2,", maildir, (int)blen,
-                 name, (unsigned long long)vsize);
-    else
-        snprintf(to, sizeof(to), "%s/cur/%.*s,S=%llu,W=%llu:2,", maildir,
-                 (int)blen, name, (unsigned long long)raw,
-                 (unsigned long long)vsize);
-    rename(from, to);             /* ENOENT: another reader moved it */
+    for (int attempt = 0; attempt < POP3_MOVE_ATTEMPTS; attempt++) {
+        if (cur_name(mb->path, name, tag, raw, vsize, to, sizeof(to)) < 0)
+            return false;
+        if (move_noreplace(from, to) == 0) {
+            mb->renamed += attempt > 0;
+            return false;
+        }
+        if (errno != EEXIST)
+            return false;         /* ENOENT: another reader moved it */
+        if (same_file(from, to)) {
+            unlink(from);
+            return false;
+        }
+        uint32_t r;
+        ab_random(&r, sizeof(r));
+        snprintf(tag, sizeof(tag), ".R%08x", r);
+    }
     return false;
 }
 
-static void move_new(const char *maildir)
+static void move_new(struct mailbox *mb)
 {
     char dir[4096];
 
-    snprintf(dir, sizeof(dir), "%s/new", maildir);
-    dir_each(dir, move_one, (void *)maildir);
+    snprintf(dir, sizeof(dir), "%s/new", mb->path);
+    dir_each(dir, move_one, mb);
 }
 
 static int add_message(struct mailbox *mb, const char *cur, const char *name,
@@ -394,11 +512,14 @@ struct scan {
     size_t cap;
 };
 
-static bool scan_one(const char *name, void *arg)
+static bool scan_one(const char *name, unsigned char type, void *arg)
 {
     struct scan *sc = arg;
 
-    add_message(sc->mb, sc->cur, name, &sc->cap);
+    if (type == DT_REG)
+        add_message(sc->mb, sc->cur, name, &sc->cap);
+    else
+        skip_entry(sc->mb, "cur", name, type);
     return false;
 }
 
@@ -458,7 +579,7 @@ enum mbox_status maildir_open(const char *maildir, const char *lock_name,
         maildir_close(mb);
         return st;
     }
-    move_new(maildir);
+    move_new(mb);
     if (scan_cur(mb, err, errlen) < 0) {
         maildir_close(mb);
         return MBOX_ERROR;
@@ -476,11 +597,11 @@ struct renamed {
     bool found;
 };
 
-static bool same_message(const char *name, void *arg)
+static bool same_message(const char *name, unsigned char type, void *arg)
 {
     struct renamed *r = arg;
 
-    if (base_len_of(name) != r->m->base_len ||
+    if (type != DT_REG || base_len_of(name) != r->m->base_len ||
         strncmp(name, r->m->name, r->m->base_len) != 0)
         return false;
     free(r->m->name);
@@ -518,12 +639,12 @@ int maildir_open_message(struct mailbox *mb, size_t i)
 
     if (message_path(mb, m, path, sizeof(path)) < 0)
         return -1;
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    fd = open_message_file(path);
     if (fd >= 0 || errno != ENOENT || !find_renamed(mb, m))
         return fd;
     if (message_path(mb, m, path, sizeof(path)) < 0)
         return -1;
-    return open(path, O_RDONLY | O_CLOEXEC);
+    return open_message_file(path);
 }
 
 static int remove_message(struct mailbox *mb, struct message *m)

@@ -42,6 +42,10 @@ struct mailbox {
     char *idle_path;               /* lock_path + ".idle": see lock_take */
     char lock_token[300];
     int lock_fd;
+    /* What the open found odd, for the login's log line. */
+    unsigned skipped;              /* entries that are not regular files */
+    char skipped_first[320];       /* the first of them, and what it is */
+    unsigned renamed;              /* new/ messages renamed on a collision */
 };
 
 enum mbox_status {
@@ -57,7 +61,9 @@ void maildir_set_hostname(const char *host);
 enum mbox_status maildir_open(const char *maildir, const char *lock_name,
                               struct mailbox **out, char *err, size_t errlen);
 
-/* An fd open for reading message i, or -1 (errno). Follows renames. */
+/* An fd open for reading message i, or -1 (errno; EINVAL: no longer a
+ * regular file, ELOOP: a symbolic link). Follows renames by other
+ * readers, never a link, never blocks (a FIFO is refused). */
 int maildir_open_message(struct mailbox *mb, size_t i);
 
 /*
