@@ -5,6 +5,7 @@
 
 #include <event2/event.h>
 #include <hiredis/async.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@ struct rreq {
     rconn_cb *cb;
     void *arg;
     uint64_t deadline;
+    bool raw_errors;              /* error replies reach cb (EVALSHA) */
 };
 TAILQ_HEAD(rreq_list, rreq);
 
@@ -249,7 +251,7 @@ static void req_reply(redisAsyncContext *ac, void *reply, void *priv)
     (void)ac;
     TAILQ_REMOVE(&rc->pending, q, link);
     rc->npending--;
-    if (r != NULL && r->type == REDIS_REPLY_ERROR) {
+    if (r != NULL && r->type == REDIS_REPLY_ERROR && !q->raw_errors) {
         reply_error(rc, r);
         r = NULL;
     }
@@ -310,9 +312,11 @@ static void req_fail_async(struct rconn *rc, struct rreq *q)
     event_active(rc->fail_ev, 0, 0);
 }
 
-/* Queue commands on the live connection; the last one carries q. */
-static void req_send(struct rconn *rc, struct rreq *q, const struct rcmd *cmds,
-                     int ncmds, bool multi)
+/* Queue commands on the live connection; the last one carries q, which
+ * must be answered by `deadline` (0: timeout_ms from now). */
+static void req_send_by(struct rconn *rc, struct rreq *q,
+                        const struct rcmd *cmds, int ncmds, bool multi,
+                        uint64_t deadline)
 {
     static const char *multi_argv[] = { "MULTI" }, *exec_argv[] = { "EXEC" };
     int rc_ok = REDIS_OK;
@@ -336,10 +340,16 @@ static void req_send(struct rconn *rc, struct rreq *q, const struct rcmd *cmds,
         req_fail_async(rc, q);
         return;
     }
-    q->deadline = ab_now_ms() + rc->timeout_ms;
+    q->deadline = deadline ? deadline : ab_now_ms() + rc->timeout_ms;
     TAILQ_INSERT_TAIL(&rc->pending, q, link);
     rc->npending++;
     arm_deadline(rc);
+}
+
+static void req_send(struct rconn *rc, struct rreq *q, const struct rcmd *cmds,
+                     int ncmds, bool multi)
+{
+    req_send_by(rc, q, cmds, ncmds, multi, 0);
 }
 
 void rconn_command(struct rconn *rc, rconn_cb *cb, void *arg,
@@ -352,6 +362,88 @@ void rconn_transaction(struct rconn *rc, rconn_cb *cb, void *arg,
                        const struct rcmd *cmds, int ncmds)
 {
     req_send(rc, req_new(rc, cb, arg), cmds, ncmds, true);
+}
+
+/* ---- scripts ------------------------------------------------------------ */
+
+void rscript_init(struct rscript *s, const char *body)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+
+    s->body = body;
+    if (EVP_Digest(body, strlen(body), md, &n, EVP_sha1(), NULL) != 1 ||
+        n != 20)
+        fatalx("rscript_init: no SHA-1");
+    for (unsigned i = 0; i < 20; i++)
+        snprintf(s->sha1 + 2 * i, 3, "%02x", md[i]);
+}
+
+/* An EVALSHA in flight: what is needed to send it again as EVAL. */
+struct evalq {
+    struct rconn *rc;
+    const struct rscript *s;
+    rconn_cb *cb;
+    void *arg;
+    uint64_t deadline;
+    int argc;
+    const char **argv;            /* [0] "EVALSHA", [1] the SHA-1, ... */
+};
+
+static void evalq_free(struct evalq *e)
+{
+    for (int i = 2; i < e->argc; i++)
+        free((char *)e->argv[i]);
+    free(e->argv);
+    free(e);
+}
+
+static void eval_reply(redisReply *r, void *arg)
+{
+    struct evalq *e = arg;
+
+    if (r != NULL && r->type == REDIS_REPLY_ERROR &&
+        strncmp(r->str, "NOSCRIPT", 8) == 0) {
+        e->argv[0] = "EVAL";
+        e->argv[1] = e->s->body;
+        const struct rcmd cmd = { e->argc, e->argv, NULL };
+        req_send_by(e->rc, req_new(e->rc, e->cb, e->arg), &cmd, 1, false,
+                    e->deadline);
+        evalq_free(e);
+        return;
+    }
+    if (r != NULL && r->type == REDIS_REPLY_ERROR) {
+        reply_error(e->rc, r);
+        r = NULL;
+    }
+    e->cb(r, e->arg);
+    evalq_free(e);
+}
+
+void rconn_eval(struct rconn *rc, rconn_cb *cb, void *arg,
+                const struct rscript *s, int nkeys, int argc,
+                const char *const *argv)
+{
+    struct evalq *e = ab_calloc(1, sizeof(*e));
+    struct rreq *q = req_new(rc, eval_reply, e);
+    char n[16];
+
+    e->rc = rc;
+    e->s = s;
+    e->cb = cb;
+    e->arg = arg;
+    e->argc = argc + 3;
+    e->argv = ab_calloc((size_t)e->argc, sizeof(*e->argv));
+    e->argv[0] = "EVALSHA";
+    e->argv[1] = s->sha1;
+    snprintf(n, sizeof(n), "%d", nkeys);
+    e->argv[2] = ab_strdup(n);
+    for (int i = 0; i < argc; i++)
+        e->argv[3 + i] = ab_strdup(argv[i]);
+    e->deadline = ab_now_ms() + rc->timeout_ms;
+    q->raw_errors = true;
+    const struct rcmd cmd = { e->argc, e->argv, NULL };
+    req_send_by(rc, q, &cmd, 1, false, e->deadline);
 }
 
 bool rconn_is_up(const struct rconn *rc)

@@ -46,6 +46,26 @@ void rconn_command(struct rconn *rc, rconn_cb *cb, void *arg,
 void rconn_transaction(struct rconn *rc, rconn_cb *cb, void *arg,
                        const struct rcmd *cmds, int ncmds);
 
+/*
+ * A Lua script, sent as EVALSHA (the body crosses the network once). A
+ * NOSCRIPT answer (Redis restarted, a failover to a master that never saw
+ * it, SCRIPT FLUSH) sends the request once more as EVAL, which loads it,
+ * within the same deadline. Every key the script touches is in its KEYS.
+ */
+struct rscript {
+    const char *body;
+    char sha1[41];
+};
+
+/* Once, before use: the body's SHA-1, as Redis names scripts. */
+void rscript_init(struct rscript *s, const char *body);
+
+/* argv: nkeys keys, then the arguments (NUL-terminated strings, copied);
+ * the script must outlive the call. */
+void rconn_eval(struct rconn *rc, rconn_cb *cb, void *arg,
+                const struct rscript *s, int nkeys, int argc,
+                const char *const *argv);
+
 /* True when a connection is established and answered. */
 bool rconn_is_up(const struct rconn *rc);
 

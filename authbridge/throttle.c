@@ -4,6 +4,7 @@
 #include "redis.h"
 #include "util.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,11 +24,54 @@ struct check_req {
     void *arg;
 };
 
+/*
+ * An attempt counts as a failure before its password is checked, and the
+ * verdict is taken on the counts that include it: parallel guesses each
+ * see their own count, so no more than block_after of them get through
+ * (a check, then an increment later, let 18 parallel attempts push the
+ * counter to 36). A right password then takes its attempt back.
+ */
+static const char count_script[] =
+    "local a = redis.call('INCR', KEYS[1])\n"
+    "local u = redis.call('INCR', KEYS[2])\n"
+    "local p = redis.call('INCR', KEYS[3])\n"
+    "for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[1]) end\n"
+    "return {a, u, p}\n";
+
+/*
+ * Forgive failures against one user from one address: ARGV[1] "all"
+ * takes back every failure counted for that pair (a right password: the
+ * user got it wrong before, an attacker's failures against *other* users
+ * stay), "1" only the attempt at hand (it could not be checked). Only
+ * keys that exist are touched: DECRBY would create one without a TTL.
+ */
+static const char forgive_script[] =
+    "local n = 1\n"
+    "if ARGV[1] == 'all' then n = tonumber(redis.call('GET', KEYS[3]) or '0') end\n"
+    "if n <= 0 then return 0 end\n"
+    "for i = 1, 3 do\n"
+    "  if redis.call('EXISTS', KEYS[i]) == 1 and\n"
+    "     redis.call('DECRBY', KEYS[i], n) <= 0 then\n"
+    "    redis.call('DEL', KEYS[i])\n"
+    "  end\n"
+    "end\n"
+    "return n\n";
+
+static struct rscript count_rs, forgive_rs;
+static pthread_once_t scripts_once = PTHREAD_ONCE_INIT;
+
+static void scripts_init(void)
+{
+    rscript_init(&count_rs, count_script);
+    rscript_init(&forgive_rs, forgive_script);
+}
+
 struct throttle *throttle_new(struct rconn *rc, const char *prefix,
                               const struct throttle_conf *tc)
 {
     struct throttle *t = ab_calloc(1, sizeof(*t));
 
+    pthread_once(&scripts_once, scripts_init);
     t->rc = rc;
     t->prefix = ab_strdup(prefix);
     t->tc = *tc;
@@ -83,9 +127,30 @@ static void user_key(const struct throttle *t, const char *user, char *out,
     snprintf(out, len, "%sfailuser:%.256s", t->prefix, user);
 }
 
-static long long count_of(const redisReply *r)
+static void pair_key(const struct throttle *t, const struct ab_addr *a,
+                     const char *user, char *out, size_t len)
 {
-    return r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10) : 0;
+    char text[ADDR_TEXT_MAX];
+
+    addr_grant_text(a, THROTTLE_V6_PREFIX, text);
+    snprintf(out, len, "%sfailpair:%s:%.256s", t->prefix, text, user);
+}
+
+struct throttle_keys {
+    char addr[KEY_MAX], user[KEY_MAX], pair[KEY_MAX];
+};
+
+static void keys_of(const struct throttle *t, const struct ab_addr *a,
+                    const char *user, struct throttle_keys *k)
+{
+    addr_key(t, a, k->addr, sizeof(k->addr));
+    user_key(t, user, k->user, sizeof(k->user));
+    pair_key(t, a, user, k->pair, sizeof(k->pair));
+}
+
+static long long int_of(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
 }
 
 static void check_reply(redisReply *r, void *arg)
@@ -93,31 +158,16 @@ static void check_reply(redisReply *r, void *arg)
     struct check_req *q = arg;
     enum throttle_verdict v = THROTTLE_OK;
     unsigned delay = 0;
-    long long addr_fails = -1;
+    bool counted = false;
 
-    if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
-        addr_fails = count_of(r->element[0]);
-        v = throttle_decide(&q->t->tc, addr_fails, count_of(r->element[1]),
-                            &delay);
+    if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 3) {
+        /* The rule is about failures before this attempt. */
+        v = throttle_decide(&q->t->tc, int_of(r->element[0]) - 1,
+                            int_of(r->element[1]) - 1, &delay);
+        counted = true;
     }
-    q->cb(v, delay, addr_fails, q->arg);
+    q->cb(v, delay, counted, q->arg);
     free(q);
-}
-
-void throttle_check(struct throttle *t, const struct ab_addr *a,
-                    const char *user, throttle_cb *cb, void *arg)
-{
-    struct check_req *q = ab_malloc(sizeof(*q));
-    char ak[KEY_MAX], uk[KEY_MAX];
-
-    q->t = t;
-    q->cb = cb;
-    q->arg = arg;
-    addr_key(t, a, ak, sizeof(ak));
-    user_key(t, user, uk, sizeof(uk));
-    const char *argv[] = { "MGET", ak, uk };
-    const struct rcmd cmd = { 3, argv, NULL };
-    rconn_command(t->rc, check_reply, q, &cmd);
 }
 
 static void ignore(redisReply *r, void *arg)
@@ -126,29 +176,55 @@ static void ignore(redisReply *r, void *arg)
     (void)arg;
 }
 
-void throttle_failed(struct throttle *t, const struct ab_addr *a,
-                     const char *user)
+static void run_count(struct throttle *t, const struct ab_addr *a,
+                      const char *user, rconn_cb *cb, void *arg)
 {
-    char ak[KEY_MAX], uk[KEY_MAX], window[16];
+    struct throttle_keys k;
+    char window[16];
 
-    addr_key(t, a, ak, sizeof(ak));
-    user_key(t, user, uk, sizeof(uk));
+    keys_of(t, a, user, &k);
     snprintf(window, sizeof(window), "%u", t->tc.window);
-    const char *incr_a[] = { "INCR", ak }, *exp_a[] = { "EXPIRE", ak, window };
-    const char *incr_u[] = { "INCR", uk }, *exp_u[] = { "EXPIRE", uk, window };
-    const struct rcmd cmds[] = {
-        { 2, incr_a, NULL }, { 3, exp_a, NULL },
-        { 2, incr_u, NULL }, { 3, exp_u, NULL },
-    };
-    rconn_transaction(t->rc, ignore, NULL, cmds, 4);
+    const char *argv[] = { k.addr, k.user, k.pair, window };
+    rconn_eval(t->rc, cb, arg, &count_rs, 3, 4, argv);
 }
 
-void throttle_succeeded(struct throttle *t, const struct ab_addr *a)
+static void run_forgive(struct throttle *t, const struct ab_addr *a,
+                        const char *user, const char *how)
 {
-    char ak[KEY_MAX];
+    struct throttle_keys k;
 
-    addr_key(t, a, ak, sizeof(ak));
-    const char *argv[] = { "DEL", ak };
-    const struct rcmd cmd = { 2, argv, NULL };
-    rconn_command(t->rc, ignore, NULL, &cmd);
+    keys_of(t, a, user, &k);
+    const char *argv[] = { k.addr, k.user, k.pair, how };
+    rconn_eval(t->rc, ignore, NULL, &forgive_rs, 3, 4, argv);
+}
+
+void throttle_check(struct throttle *t, const struct ab_addr *a,
+                    const char *user, throttle_cb *cb, void *arg)
+{
+    struct check_req *q = ab_malloc(sizeof(*q));
+
+    q->t = t;
+    q->cb = cb;
+    q->arg = arg;
+    run_count(t, a, user, check_reply, q);
+}
+
+void throttle_failed(struct throttle *t, const struct ab_addr *a,
+                     const char *user, bool counted)
+{
+    if (!counted)
+        run_count(t, a, user, ignore, NULL);
+}
+
+void throttle_succeeded(struct throttle *t, const struct ab_addr *a,
+                        const char *user)
+{
+    run_forgive(t, a, user, "all");
+}
+
+void throttle_unchecked(struct throttle *t, const struct ab_addr *a,
+                        const char *user, bool counted)
+{
+    if (counted)
+        run_forgive(t, a, user, "1");
 }

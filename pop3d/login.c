@@ -41,7 +41,7 @@ struct login {
     char *user;
     char *secret;                  /* password, or APOP digest */
     size_t secretlen;
-    long long addr_fails;          /* from the throttle; -1 unknown */
+    bool counted;                  /* the throttle counted this attempt */
     struct event *tarpit;
     char *lock_name;
     enum mbox_status st;
@@ -166,22 +166,11 @@ static void log_odd_files(const struct session *s, const char *user,
                  s->sid, log_esc(user), mb->renamed);
 }
 
-static void login_done(enum auth_result r, const struct auth_user *u, void *arg)
+/* The password was right: what the mailbox said. */
+static void login_opened(struct session *s, struct login *l,
+                         const struct auth_user *u)
 {
-    struct login *l = arg;
-    struct session *s = l->s;
-
-    if (s->dead) {
-        if (l->mb)
-            session_release_mailbox(s, l->mb);
-    } else if (r == AUTH_TEMPFAIL) {
-        session_reply(s, "-ERR [SYS/TEMP] Cannot check passwords right now; "
-                      "try again later.");
-        session_set_busy(s, false);
-    } else if (r != AUTH_OK) {
-        throttle_failed(s->srv->svc.throttle, &s->peer, l->user);
-        login_failed(s, l->user, l->method);
-    } else if (l->st == MBOX_IN_USE) {
+    if (l->st == MBOX_IN_USE) {
         log_info("event=mailbox_in_use sid=%s user=%s rip=%s", s->sid,
                  log_esc(u->name), s->peer_text);
         session_reply(s, "-ERR [IN-USE] Mailbox is locked by another POP3 "
@@ -194,14 +183,47 @@ static void login_done(enum auth_result r, const struct auth_user *u, void *arg)
                       "later.");
         session_set_busy(s, false);
     } else {
-        if (l->addr_fails > 0)
-            throttle_succeeded(s->srv->svc.throttle, &s->peer);
         s->auth_cached = u->cached;
         log_odd_files(s, u->name, l->mb);
         login_enter(s, u->name, l->method, l->mb);
     }
+}
+
+/* The throttle's books, whether the client is still there or not. */
+static void login_count(struct login *l, enum auth_result r)
+{
+    struct session *s = l->s;
+    struct throttle *t = s->srv->svc.throttle;
+
+    if (r == AUTH_TEMPFAIL)
+        throttle_unchecked(t, &s->peer, l->user, l->counted);
+    else if (r == AUTH_OK)
+        throttle_succeeded(t, &s->peer, l->user);
+    else
+        throttle_failed(t, &s->peer, l->user, l->counted);
+}
+
+static void login_done(enum auth_result r, const struct auth_user *u, void *arg)
+{
+    struct login *l = arg;
+    struct session *s = l->s;
+
+    login_count(l, r);
+    if (s->dead) {
+        if (l->mb)
+            session_release_mailbox(s, l->mb);
+    } else if (r == AUTH_TEMPFAIL) {
+        session_reply(s, "-ERR [SYS/TEMP] Cannot check passwords right now; "
+                      "try again later.");
+        session_set_busy(s, false);
+    } else if (r != AUTH_OK) {
+        login_failed(s, l->user, l->method);
+    } else {
+        login_opened(s, l, u);
+    }
     login_end(l);
 }
+
 
 /* The throttle let this attempt through: now check the password. */
 static void login_check(struct login *l)
@@ -230,12 +252,12 @@ static void tarpit_done(evutil_socket_t fd, short what, void *arg)
 }
 
 static void login_throttled(enum throttle_verdict v, unsigned delay_ms,
-                            long long addr_fails, void *arg)
+                            bool counted, void *arg)
 {
     struct login *l = arg;
     struct session *s = l->s;
 
-    l->addr_fails = addr_fails;
+    l->counted = counted;
     if (s->dead) {
         login_end(l);
     } else if (v == THROTTLE_BLOCK_ADDR || v == THROTTLE_BLOCK_USER) {

@@ -100,7 +100,7 @@ struct smtp_session {
     char auth_login[256];           /* AUTH LOGIN: the user, until the password */
     char *auth_secret;              /* held (then wiped) across the throttle */
     size_t auth_secretlen;
-    long long auth_addr_fails;      /* the throttle's count, -1 unknown */
+    bool auth_counted;              /* the throttle counted the attempt */
 
     /* What a command's check parsed, for its proceed. */
     struct {

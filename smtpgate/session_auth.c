@@ -108,10 +108,24 @@ static void auth_fail_reply(evutil_socket_t fd, short what, void *arg)
     smtp_set_busy(s, false);
 }
 
+/* The throttle's books, whether the client is still there or not. */
+static void auth_count(struct smtp_session *s, enum auth_result r)
+{
+    struct throttle *t = s->g->svc.throttle;
+
+    if (r == AUTH_TEMPFAIL)
+        throttle_unchecked(t, &s->peer, s->auth_login, s->auth_counted);
+    else if (r == AUTH_OK)
+        throttle_succeeded(t, &s->peer, s->auth_login);
+    else
+        throttle_failed(t, &s->peer, s->auth_login, s->auth_counted);
+}
+
 static void auth_done(enum auth_result r, const struct auth_user *u, void *arg)
 {
     struct smtp_session *s = arg;
 
+    auth_count(s, r);
     if (!smtp_release(s))
         return;
     log_info("event=auth sid=%s client=%s mech=%s user=%s result=%s", s->sid,
@@ -119,8 +133,6 @@ static void auth_done(enum auth_result r, const struct auth_user *u, void *arg)
              r == AUTH_OK ? "ok" : r == AUTH_BAD ? "failed" : "tempfail");
     switch (r) {
     case AUTH_OK:
-        if (s->auth_addr_fails > 0)
-            throttle_succeeded(s->g->svc.throttle, &s->peer);
         s->auth_user = ab_strdup(u->name);
         smtp_drop_downstream(s);   /* XCLIENT LOGIN= must say who */
         smtp_reply(s, "235 2.7.0 Authentication successful");
@@ -130,7 +142,6 @@ static void auth_done(enum auth_result r, const struct auth_user *u, void *arg)
                    "later");
         break;
     case AUTH_BAD:
-        throttle_failed(s->g->svc.throttle, &s->peer, s->auth_login);
         s->auth_fails++;
         arm_timer(s, s->g->sc->auth_fail_delay_ms, auth_fail_reply);
         return;                    /* still busy: the delayed 535 */
@@ -155,13 +166,13 @@ static void tarpit_done(evutil_socket_t fd, short what, void *arg)
 }
 
 static void throttled(enum throttle_verdict v, unsigned delay_ms,
-                      long long addr_fails, void *arg)
+                      bool counted, void *arg)
 {
     struct smtp_session *s = arg;
 
     if (!smtp_release(s))
         return;
-    s->auth_addr_fails = addr_fails;
+    s->auth_counted = counted;
     if (v == THROTTLE_BLOCK_ADDR || v == THROTTLE_BLOCK_USER) {
         /* Refused before the password is checked: a guesser learns
          * nothing and costs no hashing. */

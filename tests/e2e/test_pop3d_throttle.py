@@ -86,12 +86,56 @@ def test_distributed_guessing_blocks_the_user(pop3d_factory):
         .startswith(b"+OK")
 
 
-def test_success_clears_the_address_counter(pop3d_factory, rdb):
+def test_success_forgives_failures_against_that_user_from_that_address(
+        pop3d_factory, rdb):
     d = throttled(pop3d_factory, delay_ms=0)
     for _ in range(3):
         attempt(d, "127.0.1.6")
     assert attempt(d, "127.0.1.6", pw="secret")[0].startswith(b"+OK")
     assert rdb.get("authbridge:fail:127.0.1.6") is None
+    assert rdb.get("authbridge:failuser:alice") is None
+    assert rdb.get("authbridge:failpair:127.0.1.6:alice") is None
+
+
+def test_an_attackers_own_account_never_resets_its_guesses(pop3d_factory,
+                                                           rdb):
+    """Wrong passwords against other users, then the attacker's own right
+    one, again and again: the guesses still add up to the block."""
+    d = throttled(pop3d_factory, delay_ms=0, block_after=20,
+                  user_block_after=1000, delay_after=1000)
+    checked = 0
+    for _ in range(3):
+        for _ in range(15):
+            if attempt(d, "127.1.1.1", user="bob")[0].startswith(b"-ERR [AUTH]"):
+                checked += 1
+        attempt(d, "127.1.1.1", user="alice", pw="secret")
+    assert checked == 20, checked
+    assert attempt(d, "127.1.1.1", user="alice", pw="secret")[0] \
+        .startswith(b"-ERR [LOGIN-DELAY]")
+    assert int(rdb.get("authbridge:fail:127.1.1.1")) >= 20
+
+
+def test_parallel_guesses_cannot_overshoot_the_limit(pop3d_factory, rdb):
+    """30 guesses at once from one address with 12 already counted and a
+    limit of 20: exactly 8 passwords are checked, the rest are blocked."""
+    d = throttled(pop3d_factory, delay_ms=0, block_after=20,
+                  user_block_after=1000, delay_after=1000)
+    rdb.set("authbridge:fail:127.1.1.2", 12, ex=60)
+    clients = []
+    for _ in range(30):
+        r = d.raw("127.1.1.2")
+        r.send("USER carol\r\n")
+        assert r.line().startswith(b"+OK")
+        clients.append(r)
+    for r in clients:                      # every PASS before any answer
+        r.send("PASS wrong\r\n")
+    answers = []
+    for r in clients:
+        answers.append(r.line())
+        r.close()
+    checked = sum(a.startswith(b"-ERR [AUTH]") for a in answers)
+    blocked = sum(a.startswith(b"-ERR [LOGIN-DELAY]") for a in answers)
+    assert (checked, blocked) == (8, 22), answers
 
 
 def test_without_redis_logins_still_work(pop3d_factory, redis_server):
@@ -100,3 +144,14 @@ def test_without_redis_logins_still_work(pop3d_factory, redis_server):
     for _ in range(6):
         assert attempt(d, "127.0.1.7")[0].startswith(b"-ERR [AUTH]")
     assert attempt(d, "127.0.1.7", pw="secret")[0].startswith(b"+OK")
+
+
+def test_throttle_survives_a_flushed_script_cache(pop3d_factory, rdb):
+    """The counting script is sent by its SHA-1; a Redis that lost its
+    scripts (restart, failover, SCRIPT FLUSH) gets it again."""
+    d = throttled(pop3d_factory, delay_ms=0)
+    attempt(d, "127.1.1.3")
+    rdb.script_flush()
+    attempt(d, "127.1.1.3")
+    assert rdb.get("authbridge:fail:127.1.1.3") == "2"
+    assert "event=redis_error" not in d.log()
