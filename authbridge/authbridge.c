@@ -19,8 +19,8 @@ static void usage(FILE *f)
         "  show ADDR                     one grant with all fields (exit 1: none)\n"
         "  grant ADDR USER [--ttl SECS]  create or renew a grant, as pop3d does\n"
         "  revoke ADDR | --user USER     remove grants; prints how many\n"
-        "  watch                         follow the log stream live\n"
-        "  stats                         live grants, log entries by event\n"
+        "  watch                         follow grants and decisions live\n"
+        "  stats                         live grants, grants and decisions counted\n"
         "  -c FILE  configuration (default " CLI_DEFAULT_CONF ")\n"
         "  -t       check the configuration and exit\n");
 }
@@ -65,6 +65,7 @@ int main(int argc, char **argv)
     cli_settings = (struct grant_settings){
         .prefix = c->redis.prefix, .node = c->pop3d.d.node, .ttl = c->grant.ttl,
         .ipv6_prefix = c->grant.ipv6_prefix, .log_maxlen = c->redis.log_maxlen,
+        .decisions_maxlen = c->redis.decisions_maxlen,
         .timeout_ms = c->redis.timeout_ms,
     };
     if (optind >= argc) {

@@ -1,5 +1,8 @@
 /*
- * The log stream: watch (follow it live) and stats (count it).
+ * The streams: watch (follow them live) and stats (count them).
+ * <prefix>log holds grants and revocations, <prefix>decisions relay
+ * decisions (refusals sampled per address, an entry with "count=N"
+ * standing for N of them).
  */
 #include "authbridge/cli.h"
 #include "authbridge/redis.h"
@@ -41,15 +44,65 @@ static void print_entry(const redisReply *e)
     putchar('\n');
 }
 
+/* The two streams, in the order watch and stats show them. */
+enum { STREAM_LOG, STREAM_DECISIONS, NSTREAMS };
+
+static void stream_keys(char keys[NSTREAMS][GRANT_KEY_MAX])
+{
+    snprintf(keys[STREAM_LOG], GRANT_KEY_MAX, "%slog", cli_conf->redis.prefix);
+    snprintf(keys[STREAM_DECISIONS], GRANT_KEY_MAX, "%sdecisions",
+             cli_conf->redis.prefix);
+}
+
+static int id_cmp(const char *a, const char *b)
+{
+    unsigned long long ma = strtoull(a, NULL, 10), mb = strtoull(b, NULL, 10);
+    const char *da = strchr(a, '-'), *db = strchr(b, '-');
+
+    if (ma != mb)
+        return ma < mb ? -1 : 1;
+    ma = da ? strtoull(da + 1, NULL, 10) : 0;
+    mb = db ? strtoull(db + 1, NULL, 10) : 0;
+    return ma < mb ? -1 : ma > mb;
+}
+
+/* One XREAD's entries of both streams, oldest first (a merge: each
+ * stream's own are in order). */
+static void print_batch(const redisReply *r, char last[NSTREAMS][64],
+                        char keys[NSTREAMS][GRANT_KEY_MAX])
+{
+    const redisReply *list[NSTREAMS] = { NULL, NULL };
+    size_t at[NSTREAMS] = { 0, 0 };
+
+    for (size_t i = 0; i < r->elements; i++)
+        for (int k = 0; k < NSTREAMS; k++)
+            if (strcmp(r->element[i]->element[0]->str, keys[k]) == 0)
+                list[k] = r->element[i]->element[1];
+    for (;;) {
+        int pick = -1;
+        for (int k = 0; k < NSTREAMS; k++)
+            if (list[k] != NULL && at[k] < list[k]->elements &&
+                (pick < 0 ||
+                 id_cmp(list[k]->element[at[k]]->element[0]->str,
+                        list[pick]->element[at[pick]]->element[0]->str) < 0))
+                pick = k;
+        if (pick < 0)
+            return;
+        const redisReply *e = list[pick]->element[at[pick]++];
+        print_entry(e);
+        snprintf(last[pick], 64, "%s", e->element[0]->str);
+    }
+}
+
 int cmd_watch(int argc, char **argv)
 {
-    char logkey[GRANT_KEY_MAX], last[64] = "$";
+    char keys[NSTREAMS][GRANT_KEY_MAX], last[NSTREAMS][64] = { "$", "$" };
     redisContext *c = NULL;
 
     (void)argv;
     if (argc != 1)
         die(EX_USAGE, "usage: watch");
-    snprintf(logkey, sizeof(logkey), "%slog", cli_conf->redis.prefix);
+    stream_keys(keys);
     setvbuf(stdout, NULL, _IOLBF, 0);
     for (;;) {
         char err[256];
@@ -64,8 +117,9 @@ int cmd_watch(int argc, char **argv)
             redisSetTimeout(c, tv);
         }
         const char *xargv[] = { "XREAD", "BLOCK", "2000", "COUNT", "100",
-                                "STREAMS", logkey, last };
-        redisReply *r = redisCommandArgv(c, 8, xargv, NULL);
+                                "STREAMS", keys[0], keys[1], last[0],
+                                last[1] };
+        redisReply *r = redisCommandArgv(c, 10, xargv, NULL);
         if (r == NULL || r->type == REDIS_REPLY_ERROR) {
             fprintf(stderr, "authbridge: Redis: %s (retrying)\n",
                     r ? r->str : c->errstr);
@@ -75,14 +129,8 @@ int cmd_watch(int argc, char **argv)
             sleep(1);
             continue;
         }
-        if (r->type == REDIS_REPLY_ARRAY && r->elements == 1) {
-            const redisReply *entries = r->element[0]->element[1];
-            for (size_t i = 0; i < entries->elements; i++) {
-                print_entry(entries->element[i]);
-                snprintf(last, sizeof(last), "%s",
-                         entries->element[i]->element[0]->str);
-            }
-        }
+        if (r->type == REDIS_REPLY_ARRAY)
+            print_batch(r, last, keys);
         freeReplyObject(r);
     }
 }
@@ -91,6 +139,74 @@ struct event_count {
     const char *event, *label;
     long long n;
 };
+
+struct stream_total {
+    long long entries;
+    char first[32];               /* the oldest entry's ID */
+};
+
+static const char *field(const redisReply *f, const char *name)
+{
+    for (size_t j = 0; j + 1 < f->elements; j += 2)
+        if (strcmp(f->element[j]->str, name) == 0)
+            return f->element[j + 1]->str;
+    return NULL;
+}
+
+/* One entry: its event, as many times as it stands for (refusals are
+ * sampled per address: one entry with "count=N" for N of them). */
+static void count_entry(const redisReply *f, struct event_count *counts,
+                        size_t n, long long *other)
+{
+    const char *event = field(f, "event"), *count = field(f, "count");
+    long long times = count ? strtoll(count, NULL, 10) : 1;
+
+    for (size_t k = 0; k < n; k++)
+        if (event != NULL && strcmp(counts[k].event, event) == 0) {
+            counts[k].n += times > 0 ? times : 1;
+            return;
+        }
+    (*other)++;
+}
+
+static void count_stream(redisContext *c, const char *key,
+                         struct event_count *counts, size_t n,
+                         long long *other, struct stream_total *t)
+{
+    char start[80] = "-", batch[16];
+
+    snprintf(batch, sizeof(batch), "%d", XRANGE_BATCH);
+    for (;;) {
+        const char *xargv[] = { "XRANGE", key, start, "+", "COUNT", batch };
+        redisReply *r = command_or_die(c, 6, xargv);
+        for (size_t i = 0; i < r->elements; i++) {
+            const redisReply *e = r->element[i];
+            if (t->entries++ == 0)
+                snprintf(t->first, sizeof(t->first), "%s", e->element[0]->str);
+            count_entry(e->element[1], counts, n, other);
+        }
+        if (r->elements < XRANGE_BATCH) {
+            freeReplyObject(r);
+            return;
+        }
+        snprintf(start, sizeof(start), "(%s",
+                 r->element[r->elements - 1]->element[0]->str);
+        freeReplyObject(r);
+    }
+}
+
+static void print_total(const char *label, const struct stream_total *t,
+                        unsigned cap)
+{
+    char since[32];
+
+    printf("%-32s%lld", label, t->entries);
+    if (t->entries > 0)
+        printf(" (since %s, capped at about %u)",
+               fmt_time(strtoll(t->first, NULL, 10) / 1000, since,
+                        sizeof(since)), cap);
+    putchar('\n');
+}
 
 int cmd_stats(int argc, char **argv)
 {
@@ -101,9 +217,11 @@ int cmd_stats(int argc, char **argv)
         { "relay-denied", "relays denied", 0 },
         { "relay-tempfail", "relays deferred (Redis down)", 0 },
     };
-    char logkey[GRANT_KEY_MAX], start[80] = "-", batch[16], first[32] = "";
+    enum { FIRST_DECISION = 2 };
+    char keys[NSTREAMS][GRANT_KEY_MAX];
+    struct stream_total totals[NSTREAMS] = { { 0 } };
     struct rows rows = { 0 };
-    long long total = 0, other = 0;
+    long long other = 0;
     redisContext *c;
 
     (void)argv;
@@ -111,43 +229,18 @@ int cmd_stats(int argc, char **argv)
         die(EX_USAGE, "usage: stats");
     c = connect_or_die();
     scan_grants(c, &rows);
-    snprintf(logkey, sizeof(logkey), "%slog", cli_conf->redis.prefix);
-    snprintf(batch, sizeof(batch), "%d", XRANGE_BATCH);
-    for (;;) {
-        const char *xargv[] = { "XRANGE", logkey, start, "+", "COUNT", batch };
-        redisReply *r = command_or_die(c, 6, xargv);
-        for (size_t i = 0; i < r->elements; i++) {
-            const redisReply *e = r->element[i], *f = e->element[1];
-            if (total++ == 0)
-                snprintf(first, sizeof(first), "%s", e->element[0]->str);
-            for (size_t j = 0; j + 1 < f->elements; j += 2) {
-                if (strcmp(f->element[j]->str, "event") != 0)
-                    continue;
-                size_t k = 0;
-                for (; k < AB_ARRAY_LEN(counts); k++)
-                    if (strcmp(counts[k].event, f->element[j + 1]->str) == 0) {
-                        counts[k].n++;
-                        break;
-                    }
-                other += k == AB_ARRAY_LEN(counts);
-            }
-        }
-        if (r->elements < XRANGE_BATCH) {
-            freeReplyObject(r);
-            break;
-        }
-        snprintf(start, sizeof(start), "(%s", r->element[r->elements - 1]->element[0]->str);
-        freeReplyObject(r);
-    }
-    char since[32];
-    printf("live grants:                    %zu\n", rows.n);
-    printf("log entries:                    %lld", total);
-    if (total > 0)
-        printf(" (since %s, capped at about %u)",
-               fmt_time(strtoll(first, NULL, 10) / 1000, since, sizeof(since)),
-               cli_conf->redis.log_maxlen);
-    putchar('\n');
-    for (size_t k = 0; k < AB_ARRAY_LEN(counts); k++)
+    stream_keys(keys);
+    for (int k = 0; k < NSTREAMS; k++)
+        count_stream(c, keys[k], counts, AB_ARRAY_LEN(counts), &other,
+                     &totals[k]);
+    printf("%-32s%zu\n", "live grants:", rows.n);
+    print_total("log entries:", &totals[STREAM_LOG],
+                cli_conf->redis.log_maxlen);
+    for (size_t k = 0; k < FIRST_DECISION; k++)
+        printf("  %-30s%lld\n", counts[k].label, counts[k].n);
+    print_total("decision entries:", &totals[STREAM_DECISIONS],
+                cli_conf->redis.decisions_maxlen);
+    for (size_t k = FIRST_DECISION; k < AB_ARRAY_LEN(counts); k++)
         printf("  %-30s%lld\n", counts[k].label, counts[k].n);
     if (other)
         printf("  %-30s%lld\n", "other", other);

@@ -81,6 +81,8 @@ static const struct key_def keys[] = {
       "mymaster" },
     { "redis", "log_maxlen", K_UINT, OFF(redis.log_maxlen), 100, 100000000,
       NULL, "100000" },
+    { "redis", "decisions_maxlen", K_UINT, OFF(redis.decisions_maxlen), 100,
+      100000000, NULL, "100000" },
 
     { "grant", "ttl", K_UINT, OFF(grant.ttl), 1, 604800, NULL, "1800" },
     { "grant", "ipv6_prefix", K_UINT, OFF(grant.ipv6_prefix), 16, 128, NULL,

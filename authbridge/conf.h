@@ -61,6 +61,7 @@ struct redis_conf {
     struct endpoint_list sentinels;
     char *master_name;
     unsigned log_maxlen;          /* XADD MAXLEN ~ for the log stream */
+    unsigned decisions_maxlen;    /* ... and for the decisions stream */
 };
 
 struct grant_conf {

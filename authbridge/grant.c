@@ -30,8 +30,8 @@ struct retry {
 struct grant_store {
     struct rconn *rc;
     struct grant_settings settings;   /* strings owned */
-    char logkey[GRANT_KEY_MAX];
-    char maxlen[16];
+    char decisionkey[GRANT_KEY_MAX];
+    char decisions_maxlen[16];
     struct hmap *retry_by_key;
     TAILQ_HEAD(, retry) retries;
     struct event *retry_ev;
@@ -451,7 +451,7 @@ static void ignore_reply(redisReply *r, void *arg)
     (void)arg;
 }
 
-void grant_store_log(struct grant_store *gs, const char *event, ...)
+void grant_store_log_decision(struct grant_store *gs, const char *event, ...)
 {
     const char *argv[10 + 2 * LOG_FIELDS_MAX];
     int argc = 0;
@@ -459,10 +459,10 @@ void grant_store_log(struct grant_store *gs, const char *event, ...)
     const char *f;
 
     argv[argc++] = "XADD";
-    argv[argc++] = gs->logkey;
+    argv[argc++] = gs->decisionkey;
     argv[argc++] = "MAXLEN";
     argv[argc++] = "~";
-    argv[argc++] = gs->maxlen;
+    argv[argc++] = gs->decisions_maxlen;
     argv[argc++] = "*";
     argv[argc++] = "event";
     argv[argc++] = event;
@@ -472,7 +472,8 @@ void grant_store_log(struct grant_store *gs, const char *event, ...)
     while ((f = va_arg(ap, const char *)) != NULL) {
         const char *v = va_arg(ap, const char *);
         if (argc + 2 > (int)AB_ARRAY_LEN(argv))
-            fatalx("grant_store_log: more than %d fields", LOG_FIELDS_MAX);
+            fatalx("grant_store_log_decision: more than %d fields",
+                   LOG_FIELDS_MAX);
         argv[argc++] = f;
         argv[argc++] = v ? v : "";
     }
@@ -494,8 +495,10 @@ struct grant_store *grant_store_new(struct rconn *rc,
     gs->settings = *s;
     gs->settings.prefix = ab_strdup(s->prefix);
     gs->settings.node = ab_strdup(s->node);
-    snprintf(gs->logkey, sizeof(gs->logkey), "%slog", s->prefix);
-    snprintf(gs->maxlen, sizeof(gs->maxlen), "%u", s->log_maxlen);
+    snprintf(gs->decisionkey, sizeof(gs->decisionkey), "%sdecisions",
+             s->prefix);
+    snprintf(gs->decisions_maxlen, sizeof(gs->decisions_maxlen), "%u",
+             s->decisions_maxlen);
     gs->retry_by_key = hmap_new();
     TAILQ_INIT(&gs->retries);
     gs->retry_ev = evtimer_new(redis_base(rc), retry_tick, gs);

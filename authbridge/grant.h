@@ -3,7 +3,9 @@
  *
  *   <prefix>grant:<addr>  hash  user since renewed node method tls logins
  *                               TTL = grant.ttl, renewed by every login
- *   <prefix>log           stream, one entry per grant/revoke/relay decision
+ *   <prefix>log           stream, one entry per grant and revocation
+ *   <prefix>decisions     stream, one entry per relay decision (sampled
+ *                         per address for refusals: relay.c)
  *
  * Every call completes exactly once, asynchronously, with a result or with
  * GRANT_UNAVAILABLE within redis.timeout_ms. A put is one round trip:
@@ -39,7 +41,8 @@ struct grant_settings {
     const char *node;
     unsigned ttl;
     unsigned ipv6_prefix;
-    unsigned log_maxlen;
+    unsigned log_maxlen;          /* <prefix>log: grants and revocations */
+    unsigned decisions_maxlen;    /* <prefix>decisions: relay decisions */
     unsigned replicas;    /* WAIT for this many replicas after a put */
     unsigned timeout_ms;
 };
@@ -99,10 +102,13 @@ void grant_store_revoke(struct grant_store *gs, const struct ab_addr *a,
                         const char *by, grant_done_cb *cb, void *arg);
 
 /*
- * Append an entry to the log stream, fire and forget: pairs of field and
- * value, NULL-terminated. "event" and "node" are added here.
+ * Append an entry to the decisions stream (<prefix>decisions), fire and
+ * forget: pairs of field and value, NULL-terminated. "event" and "node"
+ * are added here. Relay decisions have a stream of their own so that no
+ * flood of them, which any client can cause, evicts the grants and
+ * revocations of <prefix>log.
  */
-void grant_store_log(struct grant_store *gs, const char *event, ...)
+void grant_store_log_decision(struct grant_store *gs, const char *event, ...)
     __attribute__((sentinel));
 
 /*

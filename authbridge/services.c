@@ -31,6 +31,7 @@ void services_start(struct services *sv, struct event_base *base,
     struct grant_settings gs = {
         .prefix = c->redis.prefix, .node = d->node, .ttl = c->grant.ttl,
         .ipv6_prefix = c->grant.ipv6_prefix, .log_maxlen = c->redis.log_maxlen,
+        .decisions_maxlen = c->redis.decisions_maxlen,
         .replicas = c->grant.replicas, .timeout_ms = c->redis.timeout_ms,
     };
 

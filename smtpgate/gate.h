@@ -18,6 +18,7 @@ struct listeners;
 struct sendermap;
 struct smtp_session;
 struct reqdoor;
+struct decisions;
 struct daemon_stop;
 struct daemon_signals;
 struct event;
@@ -39,6 +40,7 @@ struct gate {
     unsigned nsessions;
     struct reqdoor *policy_door;       /* policy service connections */
     struct reqdoor *whoson_door;       /* WHOSON connections */
+    struct decisions *decisions;       /* the Redis decisions stream */
 };
 
 /* Listener kinds. */

@@ -34,10 +34,17 @@
 
 /* A client that sends this many unknown, malformed or out-of-sequence
  * commands is not a mail client (or is a probe): 421 and close. Postfix's
- * smtpd_hard_error_limit defaults to 20; relay probes are cheap, so ours
- * is tighter. Refused relays do not count: a mail client with a stale
- * address list is not misbehaving. */
+ * smtpd_hard_error_limit defaults to 20; a bad command is cheap to send,
+ * so ours is tighter. */
 #define SMTP_BAD_CMDS_MAX 10
+
+/* Errors of any kind in one session: bad commands and refused
+ * recipients (a relay refusal, a sender that is not the user's). At this
+ * many, 421 and close, as Postfix's smtpd_hard_error_limit (20): one
+ * transaction took 120,000 refused RCPTs in 5 s without it. A mail
+ * client with a stale address list meets it only past 20 refusals;
+ * temporary failures (ours) do not count. */
+#define SMTP_HARD_ERRORS_MAX 20
 
 /* Failed AUTH attempts on one connection before 421 and close: guessing
  * must reconnect and pay the accept and the delay again. */
@@ -101,6 +108,18 @@
  * 5 minutes), so the MTA never closes one under us in practice. */
 #define DS_POOL_MAX    64
 #define DS_POOL_IDLE_S 10
+
+/* ---- the decisions stream ------------------------------------------------ */
+
+/* Refused relays (which anyone can cause, as often as they like) reach the
+ * Redis decisions stream at most once per this many ms per client
+ * address; the next entry says how many were left out. The text log
+ * keeps every one. */
+#define RELAY_SAMPLE_MS 60000
+
+/* Addresses remembered for that; a full table is emptied (a flood of new
+ * addresses then costs a few extra entries, never memory). */
+#define RELAY_SAMPLE_ADDRS 10000
 
 /* ---- policy service and WHOSON ----------------------------------------- */
 

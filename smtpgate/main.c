@@ -9,6 +9,7 @@
  * file and the sender map; SIGTERM stops accepting, lets commands in
  * progress (a DATA) finish, and closes every session with 421.
  */
+#include "smtpgate/decisions.h"
 #include "smtpgate/downstream.h"
 #include "smtpgate/gate.h"
 #include "smtpgate/limits.h"
@@ -163,8 +164,10 @@ static bool all_done(void *arg)
 {
     const struct gate *g = arg;
 
+    /* Including what goes to Redis (the last decisions, grants). */
     return g->nsessions == 0 &&
-           (g->svc.workers == NULL || workers_busy(g->svc.workers) == 0);
+           (g->svc.workers == NULL || workers_busy(g->svc.workers) == 0) &&
+           rconn_pending(g->svc.redis) == 0;
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -183,6 +186,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     listeners_free(g->listeners);
     g->listeners = NULL;
     smtp_session_shutdown_all(g);
+    decisions_flush(g->decisions);
     g->stop = daemon_stop_when_idle(g->base, SMTP_SHUTDOWN_GRACE_S * 1000,
                                     all_done, g);
 }
@@ -208,8 +212,6 @@ static int open_listeners(struct gate *g)
     const struct smtpgate_conf *sc = g->sc;
 
     g->listeners = listeners_new(g->base);
-    g->policy_door = policy_door_new();
-    g->whoson_door = whoson_door_new();
     return add_list(g, &sc->d.listen, GATE_LISTEN_SMTP, smtp_session_accept) |
            add_list(g, &sc->d.listen_tls, GATE_LISTEN_SMTPS,
                     smtp_session_accept) |
@@ -227,6 +229,7 @@ static void free_all(struct gate *g)
     services_stop(&g->svc);           /* pending calls end: their owners */
     reqdoor_free(g->policy_door);     /* must still be there */
     reqdoor_free(g->whoson_door);
+    decisions_free(g->decisions);
     ds_free_all();
     services_free(&g->svc);
     if (g->tls)
@@ -256,6 +259,8 @@ static int setup(struct gate *g, const struct daemon_opts *o)
         return -1;
     log_attach_loop(g->base);
     g->signals = daemon_signals_new(g->base, on_signal, g);
+    g->policy_door = policy_door_new();
+    g->whoson_door = whoson_door_new();
     if (open_listeners(g) < 0 ||
         services_load_users(&g->svc, g->base, &g->sc->d) < 0)
         return -1;
@@ -264,6 +269,7 @@ static int setup(struct gate *g, const struct daemon_opts *o)
         return -1;
     }
     services_start(&g->svc, g->base, g->conf, &g->sc->d);
+    g->decisions = decisions_new(g->base, g->svc.grants);
     return 0;
 }
 

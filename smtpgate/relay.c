@@ -1,4 +1,5 @@
 #include "smtpgate/relay.h"
+#include "smtpgate/decisions.h"
 #include "smtpgate/gate.h"
 #include "smtpgate/sendermap.h"
 
@@ -99,9 +100,12 @@ void relay_record(struct gate *g, const struct relay_query *q,
     /* Local deliveries are inbound mail, not relays: the log line only. */
     if (path == RELAY_LOCAL)
         return;
-    grant_store_log(g->svc.grants, stream_event(path), "via", q->via,
-                    "sid", q->sid, "client", q->client_text,
-                    "helo", q->helo, "sender", q->sender, "rcpt", q->rcpt,
-                    "path", relay_path_name(path), "user", u ? u : "",
-                    NULL);
+    const struct decision d = {
+        .event = stream_event(path), .via = q->via, .sid = q->sid,
+        .client = q->client_text, .helo = q->helo, .sender = q->sender,
+        .rcpt = q->rcpt, .path = relay_path_name(path), .user = u ? u : "",
+    };
+    /* Anyone can be refused, as often as they like: refusals are sampled
+     * per address so that they cannot flood the stream. */
+    decisions_record(g->decisions, &d, !relay_allowed(path));
 }

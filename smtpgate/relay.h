@@ -17,8 +17,8 @@
  * 1-3 without I/O (or says NEED_GRANT); the caller asks Redis itself
  * (grant_store_lookup, so it owns the callback's lifetime) and hands the
  * answer to relay_grant_outcome(). Both are pure and unit-tested.
- * relay_record() logs the decision once and appends it to the Redis log
- * stream (relay-allowed / relay-denied / relay-tempfail).
+ * relay_record() logs the decision once and appends it to the Redis
+ * decisions stream (relay-allowed / relay-denied / relay-tempfail).
  */
 #ifndef SMTPGATE_RELAY_H
 #define SMTPGATE_RELAY_H
@@ -82,7 +82,8 @@ bool relay_allowed(enum relay_path p);
 const char *relay_path_name(enum relay_path p);
 
 /* One log line ("event=rcpt ... path=...") at prio, and for relays (not
- * local deliveries) one entry in the Redis log stream. user may be NULL. */
+ * local deliveries) an entry in the Redis decisions stream (refusals
+ * sampled per address: decisions.h). user may be NULL. */
 void relay_record(struct gate *g, const struct relay_query *q,
                   enum relay_path path, const char *user, int prio);
 

@@ -109,17 +109,31 @@ void smtp_close(struct smtp_session *s, const char *why)
     conn_close_after_flush(s->conn);
 }
 
-void smtp_bad_command(struct smtp_session *s, const char *reply)
+static void too_many_errors(struct smtp_session *s, const char *what)
 {
-    if (++s->bad_cmds < SMTP_BAD_CMDS_MAX) {
-        smtp_reply(s, "%s", reply);
-        return;
-    }
     smtp_reply(s, "421 4.7.0 %s Too many errors, closing connection",
                s->g->sc->hostname);
-    log_info("event=too_many_errors sid=%s client=%s count=%u", s->sid,
-             s->peer_text, s->bad_cmds);
-    smtp_close(s, "bad commands");
+    log_info("event=too_many_errors sid=%s client=%s bad_commands=%u "
+             "errors=%u limit=%s", s->sid, s->peer_text, s->bad_cmds,
+             s->errors, what);
+    smtp_close(s, "too many errors");
+}
+
+void smtp_bad_command(struct smtp_session *s, const char *reply)
+{
+    s->errors++;
+    if (++s->bad_cmds >= SMTP_BAD_CMDS_MAX)
+        too_many_errors(s, "bad_commands");
+    else if (s->errors >= SMTP_HARD_ERRORS_MAX)
+        too_many_errors(s, "errors");
+    else
+        smtp_reply(s, "%s", reply);
+}
+
+void smtp_count_error(struct smtp_session *s)
+{
+    if (++s->errors >= SMTP_HARD_ERRORS_MAX)
+        too_many_errors(s, "errors");
 }
 
 /* Syntax and sequence errors count against the client; refusals of a

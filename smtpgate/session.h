@@ -112,6 +112,7 @@ struct smtp_session {
     struct ds *ds;                  /* the MTA connection, when open */
 
     unsigned bad_cmds, auth_fails;
+    unsigned errors;                /* bad commands + refused recipients */
     unsigned ncmds, nmsgs;
     uint64_t started_ms;
     bool busy;                      /* waiting: read no more commands */
@@ -139,6 +140,9 @@ void smtp_reply_ds(struct smtp_session *s, const struct ds_reply *r,
                    const char *default_enh);
 /* A client error: reply, count it, 421 and close at the limit. */
 void smtp_bad_command(struct smtp_session *s, const char *reply);
+/* A refused request (already answered) counts toward the session's hard
+ * error limit: 421 and close there. */
+void smtp_count_error(struct smtp_session *s);
 void smtp_set_busy(struct smtp_session *s, bool busy);
 /* Go on reading commands (after back-pressure ended). */
 void smtp_resume(struct smtp_session *s);

@@ -97,6 +97,8 @@ static void rcpt_refuse(struct smtp_session *s, enum relay_path path)
                    s->g->sc->deny_message);
         break;
     }
+    if (path != RELAY_TEMPFAIL)
+        smtp_count_error(s);
 }
 
 static void rcpt_decided(struct smtp_session *s, enum relay_path path,

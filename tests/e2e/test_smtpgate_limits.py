@@ -51,12 +51,48 @@ def test_100_recipients_accepted_then_452(gate, sink):
     assert len(sink.messages()[0]["rcpts"]) == 100
 
 
-def test_refused_recipients_do_not_count_towards_the_cap(gate):
+def test_refused_recipients_do_not_count_towards_the_recipient_cap(gate,
+                                                                   sink):
     r = in_transaction(gate, "127.0.0.66")
-    for i in range(105):
+    for i in range(19):
         r.send(f"RCPT TO:<r{i}@remote.example>\r\n")
-    assert [r.reply()[0] for _ in range(105)] == [550] * 105
-    assert r.cmd("RCPT TO:<bob@example.net>")[0] == 250
+    assert [r.reply()[0] for _ in range(19)] == [550] * 19
+    for i in range(100):
+        r.send(f"RCPT TO:<bob+{i}@example.net>\r\n")
+    assert [r.reply()[0] for _ in range(100)] == [250] * 100
+
+
+def test_twenty_refused_recipients_end_the_session_with_421(gate):
+    """Postfix's smtpd_hard_error_limit: a client refused 20 times is
+    probing, not sending (one took 120,000 refusals in 5 s)."""
+    r = in_transaction(gate, "127.0.0.67")
+    for i in range(25):
+        r.send(f"RCPT TO:<r{i}@remote.example>\r\n")
+    codes = [r.reply()[0] for _ in range(21)]
+    assert codes == [550] * 20 + [421], codes
+    assert r.closed()
+    gate.wait_log(r"event=too_many_errors .*client=127.0.0.67 .*errors=20 "
+                  r"limit=errors")
+
+
+def test_refused_recipients_and_bad_commands_add_up(gate):
+    r = in_transaction(gate, "127.0.0.68")
+    for _ in range(9):
+        assert r.cmd("FROBNICATE")[0] == 500
+    for i in range(10):
+        assert r.cmd(f"RCPT TO:<r{i}@remote.example>")[0] == 550
+    assert r.cmd("RCPT TO:<r10@remote.example>")[0] == 550
+    assert r.reply()[0] == 421
+    assert r.closed()
+
+
+def test_temporary_failures_do_not_count_as_errors(gate, redis_server):
+    """451 is our fault (Redis down), not the client's."""
+    redis_server.stop()
+    r = in_transaction(gate, "127.0.0.69")
+    for i in range(25):
+        assert r.cmd(f"RCPT TO:<r{i}@remote.example>")[0] == 451
+    assert r.cmd("NOOP")[0] == 250
 
 
 def test_size_parameter_over_the_limit_is_refused_at_mail(gate_factory):

@@ -6,7 +6,7 @@ import pytest
 from conftest import LineSocket, wait_until
 from smtp_harness import gate, gate_factory, sink  # noqa: F401
 
-LOG = "authbridge:log"
+DECISIONS = "authbridge:decisions"
 
 
 class LineClient(LineSocket):
@@ -53,9 +53,9 @@ def test_policy_ok_with_a_grant_dunno_without(gate, rdb):
     assert c.request(policy_request("::ffff:192.0.2.7")) == "action=OK"
     c.close()
     # The stream entry is fire-and-forget: it may land just after the answer.
-    allowed = wait_until(lambda: [f for _, f in rdb.xrange(LOG)
+    allowed = wait_until(lambda: [f for _, f in rdb.xrange(DECISIONS)
                                   if f["event"] == "relay-allowed"][1:] and
-                         [f for _, f in rdb.xrange(LOG)
+                         [f for _, f in rdb.xrange(DECISIONS)
                           if f["event"] == "relay-allowed"], 5,
                          what="two relay-allowed entries")
     assert len(allowed) == 2 and allowed[0]["via"] == "policy"

@@ -1,0 +1,186 @@
+#include "smtpgate/decisions.h"
+#include "smtpgate/limits.h"
+
+#include "authbridge/grant.h"
+#include "authbridge/hmap.h"
+#include "authbridge/log.h"
+#include "authbridge/util.h"
+
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct decisions {
+    struct grant_store *gs;
+    struct hmap *by_addr;         /* client address -> struct sample */
+    struct event *tick;
+};
+
+/* An address refused lately. */
+struct sample {
+    uint64_t last_ms;             /* when an entry for it was last written */
+    unsigned count;               /* refusals since, not written yet */
+    struct decision last;         /* the latest of those (strings owned) */
+};
+
+static void write_entry(struct decisions *d, const struct decision *e,
+                        unsigned count)
+{
+    char n[16];
+
+    snprintf(n, sizeof(n), "%u", count);
+    grant_store_log_decision(d->gs, e->event, "via", e->via, "sid", e->sid,
+                             "client", e->client, "helo", e->helo,
+                             "sender", e->sender, "rcpt", e->rcpt,
+                             "path", e->path, "user", e->user,
+                             /* "count" only when it stands for several:
+                              * else the list ends here */
+                             count > 1 ? "count" : NULL, n, NULL);
+}
+
+static void decision_clear(struct decision *e)
+{
+    free((char *)e->event);
+    free((char *)e->via);
+    free((char *)e->sid);
+    free((char *)e->client);
+    free((char *)e->helo);
+    free((char *)e->sender);
+    free((char *)e->rcpt);
+    free((char *)e->path);
+    free((char *)e->user);
+    memset(e, 0, sizeof(*e));
+}
+
+static void decision_copy(struct decision *dst, const struct decision *src)
+{
+    decision_clear(dst);
+    dst->event = ab_strdup(src->event);
+    dst->via = ab_strdup(src->via);
+    dst->sid = ab_strdup(src->sid);
+    dst->client = ab_strdup(src->client);
+    dst->helo = ab_strdup(src->helo);
+    dst->sender = ab_strdup(src->sender);
+    dst->rcpt = ab_strdup(src->rcpt);
+    dst->path = ab_strdup(src->path);
+    dst->user = ab_strdup(src->user);
+}
+
+static void sample_free(void *p)
+{
+    struct sample *sm = p;
+
+    decision_clear(&sm->last);
+    free(sm);
+}
+
+/* ---- the minute's end: counts written, quiet addresses forgotten ------- */
+
+struct sweep {
+    struct decisions *d;
+    struct hmap *keep;
+    uint64_t now;
+    bool all;                     /* write every count, forget nothing yet */
+};
+
+static void sweep_one(const char *addr, void *val, void *arg)
+{
+    struct sweep *sw = arg;
+    struct sample *sm = val;
+
+    if (sm->count > 0 && (sw->all || sw->now - sm->last_ms >= RELAY_SAMPLE_MS)) {
+        write_entry(sw->d, &sm->last, sm->count);
+        sm->count = 0;
+        sm->last_ms = sw->now;
+    }
+    if (sm->count > 0 || sw->now - sm->last_ms < RELAY_SAMPLE_MS)
+        hmap_put(sw->keep, addr, sm);
+    else
+        sample_free(sm);
+}
+
+static void sweep(struct decisions *d, bool all)
+{
+    struct sweep sw = { d, hmap_new(), ab_now_ms(), all };
+
+    hmap_each(d->by_addr, sweep_one, &sw);
+    hmap_free(d->by_addr, NULL);
+    d->by_addr = sw.keep;
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sweep(arg, false);
+}
+
+void decisions_flush(struct decisions *d)
+{
+    sweep(d, true);
+}
+
+size_t decisions_pending(const struct decisions *d)
+{
+    return hmap_count(d->by_addr);
+}
+
+/* ---- recording ---------------------------------------------------------- */
+
+void decisions_record(struct decisions *d, const struct decision *e,
+                      bool sampled)
+{
+    uint64_t now = ab_now_ms();
+    struct sample *sm;
+
+    if (!sampled) {
+        write_entry(d, e, 1);
+        return;
+    }
+    sm = hmap_get(d->by_addr, e->client);
+    if (sm != NULL && now - sm->last_ms < RELAY_SAMPLE_MS) {
+        sm->count++;
+        decision_copy(&sm->last, e);
+        return;
+    }
+    if (sm == NULL) {
+        /* A flood of new addresses costs a few early entries, never
+         * memory: a full table is written out and emptied. */
+        if (hmap_count(d->by_addr) >= RELAY_SAMPLE_ADDRS) {
+            decisions_flush(d);
+            hmap_free(d->by_addr, sample_free);
+            d->by_addr = hmap_new();
+        }
+        sm = ab_calloc(1, sizeof(*sm));
+        hmap_put(d->by_addr, e->client, sm);
+    }
+    /* The first in its minute (any counted before it are written with
+     * the sweep that found the minute over). */
+    write_entry(d, e, 1);
+    sm->last_ms = now;
+}
+
+/* ---- life cycle ------------------------------------------------------------ */
+
+struct decisions *decisions_new(struct event_base *base,
+                                struct grant_store *gs)
+{
+    struct decisions *d = ab_calloc(1, sizeof(*d));
+    struct timeval tv = { RELAY_SAMPLE_MS / 1000, 0 };
+
+    d->gs = gs;
+    d->by_addr = hmap_new();
+    d->tick = event_new(base, -1, EV_PERSIST, tick_cb, d);
+    event_add(d->tick, &tv);
+    return d;
+}
+
+void decisions_free(struct decisions *d)
+{
+    if (d == NULL)
+        return;
+    event_free(d->tick);
+    hmap_free(d->by_addr, sample_free);
+    free(d);
+}

@@ -1,0 +1,43 @@
+/*
+ * The Redis decisions stream (<prefix>decisions): one entry per relay
+ * decision of every front door, for `authbridge watch`, `stats` and the
+ * helpdesk. It is apart from <prefix>log (grants and revocations), so no
+ * flood of decisions can evict the audit trail of relay rights.
+ *
+ * Anyone can be refused, as often as they like, so refusals are sampled
+ * per client address: the first in each RELAY_SAMPLE_MS is written at
+ * once; later ones are counted, and once that time is up one entry with
+ * the last one's details and "count=N" stands for the N of them. The text
+ * log keeps every decision. Allowed relays are all written.
+ */
+#ifndef SMTPGATE_DECISIONS_H
+#define SMTPGATE_DECISIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct event_base;
+struct grant_store;
+struct decisions;
+
+/* One entry's fields (all strings, "" when empty). */
+struct decision {
+    const char *event;            /* relay-allowed, relay-denied, ... */
+    const char *via, *sid, *client, *helo, *sender, *rcpt, *path, *user;
+};
+
+struct decisions *decisions_new(struct event_base *base,
+                                struct grant_store *gs);
+void decisions_free(struct decisions *d);
+
+/* Write (sampled: maybe only count) one decision. */
+void decisions_record(struct decisions *d, const struct decision *e,
+                      bool sampled);
+
+/* Write every pending count now (SIGTERM: before the process ends). */
+void decisions_flush(struct decisions *d);
+
+/* Addresses with refusals counted and not yet written (for tests). */
+size_t decisions_pending(const struct decisions *d);
+
+#endif
