@@ -1,5 +1,6 @@
 #include "auth.h"
 #include "conf.h"
+#include "hashcost.h"
 #include "hmap.h"
 #include "log.h"
 #include "util.h"
@@ -21,6 +22,9 @@ struct auth {
     struct userdb *db;
     char *path;
     uint64_t last_check_ms;
+    long long loaded_mtime;       /* of the last file read (maybe pending) */
+    unsigned gen;                 /* loads so far: the newest one wins */
+    struct hmap *costs;           /* hash class -> CPU ns (boxed): hashcost.h */
     unsigned cache_ttl;
     struct hmap *cache;           /* hex HMAC -> expiry (ms, boxed) */
     unsigned char cache_key[32];
@@ -53,6 +57,7 @@ struct auth *auth_new(struct event_base *base, unsigned cache_ttl)
     a->base = base;
     a->cache_ttl = cache_ttl;
     a->cache = hmap_new();
+    a->costs = hmap_new();
     ab_random(a->cache_key, sizeof(a->cache_key));
     return a;
 }
@@ -74,27 +79,136 @@ void auth_free(struct auth *a)
         return;
     userdb_unref(a->db);
     hmap_free(a->cache, free);
+    hmap_free(a->costs, free);
     free(a->path);
     free(a);
+}
+
+/* ---- loading: the dummy costs what the costliest user costs ------------- */
+
+static void install(struct auth *a, struct userdb *db)
+{
+    if (a->db != NULL)
+        log_info("event=users_reloaded file=%s users=%zu", log_esc(a->path),
+                 userdb_count(db));
+    userdb_unref(a->db);
+    a->db = db;
+    cache_clear(a);
+}
+
+/* The file's crypt classes; false if one has not been measured yet. */
+struct classes {
+    size_t n;
+    char names[HASHCOST_CLASSES_MAX][HASHCOST_CLASS_LEN];
+    const char *reps[HASHCOST_CLASSES_MAX];
+    uint64_t ns[HASHCOST_CLASSES_MAX];
+    bool known[HASHCOST_CLASSES_MAX];   /* ns from an earlier measurement */
+};
+
+static bool classes_known(const struct auth *a, struct userdb *db,
+                          struct classes *c)
+{
+    bool all = true;
+
+    c->n = userdb_classes(db, c->names, c->reps, HASHCOST_CLASSES_MAX);
+    for (size_t i = 0; i < c->n; i++) {
+        const uint64_t *ns = hmap_get(a->costs, c->names[i]);
+        c->known[i] = ns != NULL;
+        c->ns[i] = ns ? *ns : 0;
+        all = all && c->known[i];
+    }
+    return all;
+}
+
+/* Blocking: a worker, or start-up. */
+static void measure(struct classes *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (!c->known[i])
+            c->ns[i] = hashcost_measure_ns(c->reps[i]);
+}
+
+static void remember(struct auth *a, const struct classes *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (!c->known[i] && hmap_get(a->costs, c->names[i]) == NULL) {
+            uint64_t *ns = ab_malloc(sizeof(*ns));
+            *ns = c->ns[i];
+            hmap_put(a->costs, c->names[i], ns);
+        }
+}
+
+static void pick_dummy(struct userdb *db, const struct classes *c)
+{
+    size_t best = 0;
+
+    for (size_t i = 1; i < c->n; i++)
+        if (c->ns[i] > c->ns[best])
+            best = i;
+    if (c->n > 0)
+        userdb_set_dummy(db, c->reps[best]);
+}
+
+/* A new class is measured on a worker (it hashes: never on the loop);
+ * the file it came in takes effect once that is done. */
+struct calib_job {
+    struct work w;
+    struct auth *a;
+    struct userdb *db;
+    unsigned gen;
+    struct classes c;
+};
+
+static void calib_run(struct work *w)
+{
+    struct calib_job *j = (struct calib_job *)w;
+
+    measure(&j->c);
+}
+
+static void calib_done(struct work *w)
+{
+    struct calib_job *j = (struct calib_job *)w;
+
+    remember(j->a, &j->c);
+    if (j->gen == j->a->gen) {
+        pick_dummy(j->db, &j->c);
+        install(j->a, j->db);
+    } else {
+        userdb_unref(j->db);      /* a newer file came meanwhile */
+    }
+    free(j);
 }
 
 int auth_load(struct auth *a, const char *path, struct conf_errors *errs)
 {
     struct userdb *db = userdb_load(path, errs);
+    struct classes c;
+    char *copy;
 
     if (db == NULL)
         return -1;
-    if (a->db != NULL)
-        log_info("event=users_reloaded file=%s users=%zu", log_esc(path),
-                 userdb_count(db));
-    char *copy = ab_strdup(path);     /* path may be a->path itself */
-
-    userdb_unref(a->db);
-    a->db = db;
+    copy = ab_strdup(path);           /* path may be a->path itself */
     free(a->path);
     a->path = copy;
     a->last_check_ms = ab_now_ms();
-    cache_clear(a);
+    a->loaded_mtime = userdb_mtime(db);
+    a->gen++;
+    if (!classes_known(a, db, &c) && a->workers != NULL) {
+        struct calib_job *j = ab_calloc(1, sizeof(*j));
+        j->w.run = calib_run;
+        j->w.done = calib_done;
+        j->a = a;
+        j->db = db;
+        j->gen = a->gen;
+        j->c = c;
+        workers_submit(a->workers, &j->w);
+        return 0;
+    }
+    measure(&c);                      /* start-up, before the loop runs */
+    remember(a, &c);
+    pick_dummy(db, &c);
+    install(a, db);
     return 0;
 }
 
@@ -111,7 +225,7 @@ void auth_maybe_reload(struct auth *a)
     if (stat(a->path, &st) < 0)
         return;
     mtime = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
-    if (mtime == userdb_mtime(a->db))
+    if (mtime == a->loaded_mtime)
         return;
     if (auth_load(a, a->path, &errs) < 0) {
         conf_errors_log(&errs);

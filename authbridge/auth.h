@@ -49,7 +49,11 @@ struct auth *auth_new(struct event_base *base, unsigned cache_ttl);
 void auth_set_workers(struct auth *a, struct workers *w);
 void auth_free(struct auth *a);
 
-/* Load or reload the user file; on error the old one stays. */
+/* Load or reload the user file; on error the old one stays. A file with
+ * a crypt class not seen before takes effect once a worker has measured
+ * what it costs (the dummy check of unknown users must cost as much as
+ * the costliest user's); at start-up, before the workers, that is done
+ * at once. */
 int auth_load(struct auth *a, const char *path, struct conf_errors *errs);
 /* Reload if the file changed (checked at most once a second). */
 void auth_maybe_reload(struct auth *a);

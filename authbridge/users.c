@@ -1,5 +1,6 @@
 #include "users.h"
 #include "conf.h"
+#include "hashcost.h"
 #include "hmap.h"
 #include "log.h"
 #include "util.h"
@@ -151,11 +152,10 @@ static const char *parse_line(char *line, struct user *u)
     return NULL;
 }
 
-static void choose_dummy(struct userdb *db, const struct user *first_crypt,
-                         size_t ncrypt, size_t nplain)
+/* Until userdb_set_dummy() says which crypt class costs most: any. */
+static void choose_dummy(struct userdb *db, const struct user *first_crypt)
 {
-    /* Unknown users pay what the typical user pays. */
-    if (first_crypt != NULL && ncrypt >= nplain) {
+    if (first_crypt != NULL) {
         db->dummy_scheme = SCHEME_CRYPT;
         db->dummy_secret = ab_strdup(first_crypt->secret);
     } else {
@@ -164,12 +164,52 @@ static void choose_dummy(struct userdb *db, const struct user *first_crypt,
     }
 }
 
+void userdb_set_dummy(struct userdb *db, const char *hash)
+{
+    free(db->dummy_secret);
+    db->dummy_scheme = SCHEME_CRYPT;
+    db->dummy_secret = ab_strdup(hash);
+}
+
+struct classes {
+    char (*names)[HASHCOST_CLASS_LEN];
+    const char **reps;
+    size_t n, max;
+};
+
+static void class_of_user(const char *name, void *val, void *arg)
+{
+    const struct user *u = val;
+    struct classes *c = arg;
+    char cls[HASHCOST_CLASS_LEN];
+
+    (void)name;
+    if (u->scheme != SCHEME_CRYPT || c->n == c->max)
+        return;
+    hashcost_class(u->secret, cls, sizeof(cls));
+    for (size_t i = 0; i < c->n; i++)
+        if (strcmp(c->names[i], cls) == 0)
+            return;
+    memcpy(c->names[c->n], cls, sizeof(cls));
+    c->reps[c->n++] = u->secret;
+}
+
+size_t userdb_classes(const struct userdb *db,
+                      char names[][HASHCOST_CLASS_LEN], const char **reps,
+                      size_t max)
+{
+    struct classes c = { names, reps, 0, max };
+
+    hmap_each(db->users, class_of_user, &c);
+    return c.n;
+}
+
 static int load_lines(struct userdb *db, FILE *fp, const char *path,
                       struct conf_errors *errs)
 {
     char line[USER_LINE_MAX];
     const struct user *first_crypt = NULL;
-    size_t ncrypt = 0, nplain = 0, before = errs->n;
+    size_t before = errs->n;
     int lineno = 0;
 
     while (fgets(line, sizeof(line), fp) != NULL) {
@@ -204,17 +244,15 @@ static int load_lines(struct userdb *db, FILE *fp, const char *path,
             continue;
         }
         if (u->scheme == SCHEME_CRYPT) {
-            ncrypt++;
             if (first_crypt == NULL)
                 first_crypt = u;
         } else {
-            nplain++;
             db->has_plain = true;
         }
         hmap_put(db->users, u->name, u);
     }
     explicit_bzero(line, sizeof(line));
-    choose_dummy(db, first_crypt, ncrypt, nplain);
+    choose_dummy(db, first_crypt);
     return errs->n > before ? -1 : 0;
 }
 
@@ -331,6 +369,10 @@ enum auth_result userdb_verify(const struct userdb *db, const char *name,
         (void)secret_matches(db->dummy_scheme, db->dummy_secret, pass, passlen);
         return AUTH_BAD;
     }
+    /* A {PLAIN} user in a file that also has hashes pays the hash too:
+     * else a fast wrong-password answer would tell who is {PLAIN}. */
+    if (u->scheme == SCHEME_PLAIN && db->dummy_scheme == SCHEME_CRYPT)
+        (void)secret_matches(SCHEME_CRYPT, db->dummy_secret, pass, passlen);
     return secret_matches(u->scheme, u->secret, pass, passlen) ? AUTH_OK
                                                                : AUTH_BAD;
 }

@@ -61,10 +61,20 @@ long long userdb_mtime(const struct userdb *db);
 bool userdb_has_plain(const struct userdb *db);
 
 /*
- * Blocking (crypt_r): worker threads only. Unknown users are checked
- * against a dummy hash of the file's most common scheme, so they cost
- * the same as known ones.
+ * The dummy: unknown users (and {PLAIN} ones, in a file that also has
+ * hashes) are checked against it, so they cost at least what the
+ * costliest known user costs. userdb_classes() lists the file's crypt
+ * cost classes (hashcost.h) with one hash of each; the caller measures
+ * them and, before the database is used, names the costliest with
+ * userdb_set_dummy(). Until then the dummy is the first hash of the file.
  */
+#define HASHCOST_CLASS_LEN 64
+size_t userdb_classes(const struct userdb *db,
+                      char names[][HASHCOST_CLASS_LEN], const char **reps,
+                      size_t max);
+void userdb_set_dummy(struct userdb *db, const char *hash);
+
+/* Blocking (crypt_r): worker threads only. */
 enum auth_result userdb_verify(const struct userdb *db, const char *name,
                                const char *pass, size_t passlen);
 
