@@ -170,3 +170,24 @@ const char *log_esc(const char *s)
 {
     return log_escn(s ? s : "", s ? strlen(s) : 0);
 }
+
+bool log_limited(struct log_limit *l, unsigned *suppressed)
+{
+    struct timespec ts;
+    uint64_t second;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    second = (uint64_t)ts.tv_sec;
+    if (second != l->second) {
+        l->second = second;
+        l->in_second = 0;
+    }
+    if (l->in_second >= LOG_LIMIT_PER_S) {
+        l->suppressed++;
+        return false;
+    }
+    l->in_second++;
+    *suppressed = l->suppressed;
+    l->suppressed = 0;
+    return true;
+}

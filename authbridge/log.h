@@ -6,7 +6,9 @@
 #ifndef AB_LOG_H
 #define AB_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <syslog.h>
 
 enum log_dest {
@@ -48,5 +50,20 @@ _Noreturn void fatalx(const char *fmt, ...)
  */
 const char *log_esc(const char *s);
 const char *log_escn(const char *s, size_t len);
+
+/*
+ * A line any client can make us write as often as it likes (a refused
+ * connection, a refused request): at most LOG_LIMIT_PER_S a second per
+ * limiter, and the next line written says how many were left out
+ * (suppressed=N). One limiter per kind of line, in its owner's struct.
+ */
+#define LOG_LIMIT_PER_S 10
+struct log_limit {
+    uint64_t second;              /* the second (monotonic ms / 1000) counted */
+    unsigned in_second;
+    unsigned suppressed;
+};
+/* true: write it now, with *suppressed left out before it. */
+bool log_limited(struct log_limit *l, unsigned *suppressed);
 
 #endif

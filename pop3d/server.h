@@ -10,6 +10,7 @@
 #include <event2/util.h>
 #include <openssl/ssl.h>
 
+#include "authbridge/log.h"
 #include "authbridge/services.h"
 #include <sys/socket.h>
 
@@ -33,6 +34,7 @@ struct server {
     TAILQ_HEAD(, session) sessions;
     unsigned nsessions;
     struct daemon_stop *stop;      /* once SIGTERM came */
+    struct log_limit refused_log;  /* connection_refused lines */
 };
 
 /* Listener kinds. */

@@ -381,9 +381,12 @@ void session_accept(evutil_socket_t fd, struct sockaddr *sa, socklen_t len,
             const char *msg = cap_refusal(cr);
             (void)!write(fd, msg, strlen(msg));
         }
-        log_info("event=connection_refused rip=%s reason=%s", text,
-                 srv->stopping ? "shutting_down" :
-                 cr == CAP_TOTAL ? "max_connections" : "max_connections_per_addr");
+        unsigned left_out;
+        if (log_limited(&srv->refused_log, &left_out))
+            log_info("event=connection_refused rip=%s reason=%s "
+                     "suppressed=%u", text, srv->stopping ? "shutting_down" :
+                     cr == CAP_TOTAL ? "max_connections" :
+                     "max_connections_per_addr", left_out);
         if (cr == CAP_OK)
             conncap_release(srv->svc.cap, text);
         evutil_closesocket(fd);

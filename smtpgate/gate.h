@@ -10,6 +10,7 @@
 #include <sys/queue.h>
 #include <openssl/ssl.h>
 
+#include "authbridge/log.h"
 #include "authbridge/services.h"
 
 struct ab_conf;
@@ -41,6 +42,7 @@ struct gate {
     struct reqdoor *policy_door;       /* policy service connections */
     struct reqdoor *whoson_door;       /* WHOSON connections */
     struct decisions *decisions;       /* the Redis decisions stream */
+    struct log_limit refused_log;      /* connection_refused lines */
 };
 
 /* Listener kinds. */

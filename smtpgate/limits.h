@@ -146,6 +146,10 @@
 #define WHOSON_REQUEST_MAX 1024
 #define WHOSON_CONNS_MAX   1024
 #define WHOSON_CONNS_PER_ADDR_MAX 256
+/* Bad requests on one WHOSON connection before it is closed: each is
+ * answered '*' and logged, so without a cap a client could make us log
+ * without end. */
+#define WHOSON_BAD_MAX 10
 #define WHOSON_IDLE_S      300
 
 /* Answers queued for a policy or WHOSON peer that does not read them,

@@ -20,6 +20,7 @@ struct reqdoor {
     const struct reqconn_ops *ops;
     struct conncap *cap;
     LIST_HEAD(, reqconn) all;
+    struct log_limit refused_log;     /* connection and request refusals */
 };
 
 struct reqconn {
@@ -184,8 +185,11 @@ static void process(struct reqconn *rc)
         if (r == 0 && rc->len < rc->lim->request_max)
             break;
         if (r <= 0) {
-            log_info("event=request_refused door=%s client=%s reason=\"over "
-                     "a limit or malformed\"", rc->door->name, rc->peer_text);
+            unsigned left_out;
+            if (log_limited(&rc->door->refused_log, &left_out))
+                log_info("event=request_refused door=%s client=%s reason="
+                         "\"over a limit or malformed\" suppressed=%u",
+                         rc->door->name, rc->peer_text, left_out);
             rc_gone(rc);
             break;
         }
@@ -387,9 +391,12 @@ struct reqconn *reqconn_accept(struct reqdoor *d, struct event_base *base,
     else
         memset(&peer, 0, sizeof(peer));
     if ((cap = conncap_acquire(d->cap, text)) != CAP_OK) {
-        log_info("event=connection_refused door=%s client=%s reason=%s",
-                 d->name, text, cap == CAP_TOTAL ? "max_connections" :
-                 "max_connections_per_addr");
+        unsigned left_out;
+        if (log_limited(&d->refused_log, &left_out))
+            log_info("event=connection_refused door=%s client=%s reason=%s "
+                     "suppressed=%u", d->name, text, cap == CAP_TOTAL ?
+                     "max_connections" : "max_connections_per_addr",
+                     left_out);
         evutil_closesocket(fd);
         return NULL;
     }

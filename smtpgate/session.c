@@ -592,10 +592,13 @@ static void refuse_connection(struct gate *g, evutil_socket_t fd, int kind,
                               enum cap_result cap, const char *peer)
 {
     char msg[320];
+    unsigned left_out;
     int n;
 
-    log_info("event=connection_refused client=%s reason=%s", peer,
-             cap == CAP_TOTAL ? "max_connections" : "max_connections_per_addr");
+    if (log_limited(&g->refused_log, &left_out))
+        log_info("event=connection_refused client=%s reason=%s suppressed=%u",
+                 peer, cap == CAP_TOTAL ? "max_connections" :
+                 "max_connections_per_addr", left_out);
     if (kind == GATE_LISTEN_SMTP) {
         n = snprintf(msg, sizeof(msg), "421 4.7.0 %s Too many connections%s, "
                      "try again later\r\n", g->sc->hostname,

@@ -24,6 +24,7 @@ struct whoson_conn {
     char sid[17];
     char addr_text[ADDR_TEXT_MAX];
     char user[USER_NAME_MAX + 1];
+    unsigned bad;                 /* bad requests so far */
 };
 
 static const struct reqconn_limits whoson_limits = {
@@ -156,6 +157,15 @@ static void start(struct whoson_conn *wc, const struct whoson_req *r)
     }
 }
 
+/* A '*' answer; at WHOSON_BAD_MAX of them, the connection closes. */
+static void refuse(struct whoson_conn *wc, const char *err)
+{
+    if (++wc->bad >= WHOSON_BAD_MAX)
+        reqconn_close(wc->rc);
+    else
+        answer(wc, '*', err);
+}
+
 static void on_request(struct reqconn *rc, char **lines, size_t n, void *arg)
 {
     struct whoson_conn *wc = arg;
@@ -164,17 +174,17 @@ static void on_request(struct reqconn *rc, char **lines, size_t n, void *arg)
                       "Bad request: one line, then an empty line";
 
     if (err != NULL) {
-        log_info("event=whoson_bad_request sid=%s peer=%s", wc->sid,
-                 reqconn_peer_text(rc));
-        answer(wc, '*', err);
+        log_info("event=whoson_bad_request sid=%s peer=%s count=%u", wc->sid,
+                 reqconn_peer_text(rc), wc->bad + 1);
+        refuse(wc, err);
         return;
     }
     if (r.verb != WHOSON_QUERY &&
         !cidr_list_match(&wc->g->sc->d.trusted_networks, reqconn_peer(rc))) {
-        log_warn("event=whoson_refused sid=%s peer=%s verb=%s", wc->sid,
-                 reqconn_peer_text(rc), r.verb == WHOSON_LOGIN ? "LOGIN" :
-                 "LOGOUT");
-        answer(wc, '*', "LOGIN and LOGOUT are not allowed from your address");
+        log_warn("event=whoson_refused sid=%s peer=%s verb=%s count=%u",
+                 wc->sid, reqconn_peer_text(rc), r.verb == WHOSON_LOGIN ?
+                 "LOGIN" : "LOGOUT", wc->bad + 1);
+        refuse(wc, "LOGIN and LOGOUT are not allowed from your address");
         return;
     }
     start(wc, &r);

@@ -150,8 +150,8 @@ def rss_kb(pid):
 def flood_unread(port, request, total, source="127.0.0.1", stall=1.0):
     """Send `request` over and over, up to `total` octets, never reading an
     answer; stop early once the server has stopped reading for `stall`
-    seconds (its and our socket buffers full). Returns (socket, octets
-    sent): the caller closes the socket."""
+    seconds (its and our socket buffers full) or closed the connection.
+    Returns (socket, octets sent): the caller closes the socket."""
     sock = socket.create_connection(("127.0.0.1", port), 5,
                                     source_address=(source, 0))
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -161,7 +161,7 @@ def flood_unread(port, request, total, source="127.0.0.1", stall=1.0):
     try:
         while sent < total:
             sent += sock.send(chunk)
-    except (socket.timeout, BlockingIOError):
+    except (socket.timeout, BlockingIOError, ConnectionError):
         pass
     return sock, sent
 

@@ -3,6 +3,7 @@ the gate stops reading a client whose answers pile up unread, and caps the
 connections one address may hold."""
 
 import socket
+import time
 
 from conftest import flood_unread, rss_kb
 from smtp_harness import gate, gate_factory, sink  # noqa: F401
@@ -59,6 +60,7 @@ def test_policy_client_that_never_reads_is_bounded(gate):
 
 
 def test_whoson_client_that_never_reads_is_bounded(gate):
+    """3-byte bad requests: closed after WHOSON_BAD_MAX of them."""
     sock = assert_bounded_flood(gate, gate.whoson_port, b"X\n\n",
                                 "127.0.0.65")
     try:
@@ -137,6 +139,41 @@ def test_policy_connections_per_address_are_capped(gate):
         s.sendall(b"request=x\n\n")
         assert s.recv(100) == b"action=DUNNO\n\n"
         s.close()
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_whoson_connection_closes_after_ten_bad_requests(gate):
+    s = socket.create_connection(("127.0.0.1", gate.whoson_port), 5,
+                                 source_address=("127.0.0.72", 0))
+    s.sendall(b"X\n\n" * 12)
+    data = b""
+    s.settimeout(5)
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    assert data.count(b"*Bad request") == 9      # the tenth closes
+
+
+def test_refused_connections_are_logged_at_most_ten_a_second(gate_factory):
+    g = gate_factory(max_connections_per_addr=2)
+    held = hold_connections(g.port, "127.0.0.73", 2)
+    try:
+        t0 = time.monotonic()
+        for _ in range(200):
+            closed_at_once(g.port, "127.0.0.73")
+        took = time.monotonic() - t0
+        lines = [line for line in g.log().splitlines()
+                 if "event=connection_refused" in line]
+        assert len(lines) <= 10 * (int(took) + 2), (len(lines), took)
+        time.sleep(1.1)
+        closed_at_once(g.port, "127.0.0.73")
+        last = g.wait_log(r"event=connection_refused .*suppressed=[1-9]")
+        assert "client=127.0.0.73" in last
     finally:
         for s in held:
             s.close()
