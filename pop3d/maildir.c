@@ -168,13 +168,22 @@ static int file_sizes(const char *path, uint64_t *raw, uint64_t *vsize)
 
 /* ---- the lock ------------------------------------------------------------------ */
 
+/*
+ * st is lstat's: the name itself. Only a regular file can be a lock we
+ * or another pop3d made; anything else at its name (a FIFO, whose open
+ * would wait for a writer for ever, a link, a folder) was planted, and
+ * breaking it locks nobody out.
+ */
 static bool lock_is_stale(const char *path, const struct stat *st)
 {
     char buf[256], host[256];
     long pid = 0;
     ssize_t n;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd;
 
+    if (!S_ISREG(st->st_mode))
+        return true;
+    fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
     if (time(NULL) - st->st_mtime > POP3_LOCK_STALE) {
         if (fd >= 0)
             close(fd);
@@ -198,7 +207,7 @@ static void lock_break(const char *path, const struct stat *judged)
 {
     struct stat now;
 
-    if (stat(path, &now) == 0 && now.st_ino == judged->st_ino &&
+    if (lstat(path, &now) == 0 && now.st_ino == judged->st_ino &&
         now.st_mtim.tv_sec == judged->st_mtim.tv_sec &&
         now.st_mtim.tv_nsec == judged->st_mtim.tv_nsec)
         unlink(path);
@@ -319,7 +328,8 @@ static enum mbox_status lock_take(struct mailbox *mb, char *err, size_t errlen,
         }
         close(fd);
         rename(priv, idle);       /* for the next one */
-        if (stat(mb->lock_path, &st) < 0 || !lock_is_stale(mb->lock_path, &st))
+        if (lstat(mb->lock_path, &st) < 0 ||
+            !lock_is_stale(mb->lock_path, &st))
             break;
         lock_break(mb->lock_path, &st);
     }
@@ -705,7 +715,7 @@ static bool lock_still_ours(const struct mailbox *mb)
 {
     struct stat ours, now;
 
-    return fstat(mb->lock_fd, &ours) == 0 && stat(mb->lock_path, &now) == 0 &&
+    return fstat(mb->lock_fd, &ours) == 0 && lstat(mb->lock_path, &now) == 0 &&
            ours.st_ino == now.st_ino && ours.st_dev == now.st_dev;
 }
 

@@ -130,3 +130,15 @@ def test_an_interrupted_move_does_not_show_a_message_twice(pop3d):
     assert p.stat()[0] == 1
     p.quit()
     assert os.listdir(md / "new") == []
+
+
+def test_a_fifo_planted_as_the_lock_is_broken_not_opened(pop3d):
+    """Judging a lock means reading it: a FIFO there would block the
+    worker for ever; only a regular file can be a real lock."""
+    os.mkfifo(pop3d.maildir("alice") / "authbridge-pop3.lock")
+    done = []
+    t = threading.Thread(target=lambda: done.append(login(pop3d).quit()),
+                         daemon=True)
+    t.start()
+    t.join(5)
+    assert done, "the login hung on the planted lock"
