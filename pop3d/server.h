@@ -18,6 +18,7 @@ struct pop3d_conf;
 struct listeners;
 struct session;
 struct daemon_stop;
+struct notify;
 
 struct server {
     struct event_base *base;
@@ -33,6 +34,7 @@ struct server {
     TAILQ_HEAD(, session) sessions;
     unsigned nsessions;
     struct daemon_stop *stop;      /* once SIGTERM came */
+    struct notify *notify;         /* NULL unless under systemd */
 };
 
 /* Listener kinds. */

@@ -19,6 +19,7 @@ struct sendermap;
 struct smtp_session;
 struct reqdoor;
 struct daemon_stop;
+struct notify;
 struct event;
 struct event_base;
 
@@ -37,6 +38,7 @@ struct gate {
     unsigned nsessions;
     struct reqdoor *policy_door;       /* policy service connections */
     struct reqdoor *whoson_door;       /* WHOSON connections */
+    struct notify *notify;             /* NULL unless under systemd */
 };
 
 /* Listener kinds. */
