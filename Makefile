@@ -71,7 +71,8 @@ BENCH_BIN = $(BENCH_SRC:bench/%.c=$(OUT)/bench/%)
 
 PROGRAMS  = $(CLI) $(if $(POP3D_SRC),$(POP3D)) $(if $(GATE_SRC),$(GATE))
 
-.PHONY: all deps run check test unit fuzz-replay e2e asan bench fuzz install clean
+.PHONY: all deps run check test unit fuzz-replay e2e asan bench fuzz install clean \
+        deb deb-test
 .DELETE_ON_ERROR:
 # Keep objects made by chained rules (test and fuzz programs) between runs.
 .SECONDARY:
@@ -195,6 +196,15 @@ install: all
 	install -m 0644 README.md conf/authbridge.conf conf/postfix-main.cf.sample \
 	    conf/logcheck/authbridge $(DESTDIR)$(DOCDIR)/
 
+# Debian packages (mk/deb.sh: a copy of the tree, dpkg-buildpackage -b,
+# lintian), then installed into a clean Debian 12 root and started there
+# (tests/deb/: mmdebstrap, cached under build/deb-root/).
+deb: deps
+	@sh mk/deb.sh
+
+deb-test: deb
+	$(PY) -m pytest -q -p no:cacheprovider tests/deb
+
 clean:
-	rm -rf build $(LIB) $(CLI) $(POP3D) $(GATE) $(UNIT_BIN) $(E2E_BIN) \
+	rm -rf dist build $(LIB) $(CLI) $(POP3D) $(GATE) $(UNIT_BIN) $(E2E_BIN) \
 	    $(REPLAY_BIN) run

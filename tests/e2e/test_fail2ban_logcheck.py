@@ -20,9 +20,7 @@ import poplib
 import re
 import signal
 import smtplib
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest

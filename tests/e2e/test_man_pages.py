@@ -141,8 +141,9 @@ def test_page_gives_each_key_its_default_and_range():
     keys, man = conf_keys(), man_entries()
     for sec, entries in man.items():
         for name, text in entries:
-            kind, lo, hi, dflt = keys[sec][name]
             where = f"[{sec}] {name}"
+            assert name in keys.get(sec, {}), f"{where}: not in conf.c"
+            kind, lo, hi, dflt = keys[sec][name]
             assert re.search(r"default|Required", text), where
             if kind == "K_UINT":
                 assert f"The default is {dflt}; from {lo} to {hi}." in text, \
