@@ -7,6 +7,8 @@ and serve, and purging takes the configuration away. The machine's own
 
 import re
 
+from debroot import installed  # noqa: F401  (the fixture)
+
 DAEMONS = ("authbridge-pop3d", "authbridge-smtpgate")
 
 

@@ -34,9 +34,11 @@ def built_debs():
 
 
 def dependencies(debs):
-    """The packages ours depend on, without versions (alternatives: the
-    first), ours left out."""
-    deps = set()
+    """(names, key): the packages ours depend on, without versions
+    (alternatives: the first), ours left out; and their Depends fields,
+    versions included, to name the cached root by (newer libraries on
+    the build machine make a new root)."""
+    deps, items = set(), set()
     for deb in debs:
         out = subprocess.run(["dpkg-deb", "-f", str(deb), "Depends"],
                              capture_output=True, text=True, check=True)
@@ -44,12 +46,11 @@ def dependencies(debs):
             name = item.split("|")[0].split("(")[0].strip()
             if name and name not in OURS:
                 deps.add(name)
-    return sorted(deps)
+                items.add(item.strip())
+    return sorted(deps), "\n".join(sorted(items))
 
 
-def mirrors():
-    """`deb URI SUITE COMPONENT` for the machine's Debian sources of the
-    suite (bookworm, -updates, -security)."""
+def _debian_entries():
     out = subprocess.run(
         ["apt-get", "indextargets", "--format",
          "$(ORIGIN)|$(REPO_URI)|$(RELEASE)|$(COMPONENT)"],
@@ -59,14 +60,25 @@ def mirrors():
         origin, uri, release, comp = (row.split("|") + ["", "", "", ""])[:4]
         if origin == "Debian" and release.split("-")[0] == SUITE and comp:
             lines.add(f"deb {uri} {release} {comp}")
-    if not lines:
-        pytest.fail("no Debian bookworm entry in the apt sources "
-                    "(apt-get update first?)")
     return sorted(lines)
 
 
-def base_tarball(deps):
-    key = hashlib.sha256(" ".join(deps).encode()).hexdigest()[:12]
+def mirrors():
+    """`deb URI SUITE COMPONENT` for the machine's Debian sources of the
+    suite (bookworm, -updates, -security), as apt knows them: apt names
+    them only once it has their lists, so a machine without lists gets
+    them first (as mk/deps.sh does)."""
+    lines = _debian_entries()
+    if not lines:
+        subprocess.run(["apt-get", "update", "-qq"], capture_output=True)
+        lines = _debian_entries()
+    if not lines:
+        pytest.fail("no Debian bookworm entry in the apt sources")
+    return lines
+
+
+def base_tarball(deps, depends):
+    key = hashlib.sha256(depends.encode()).hexdigest()[:12]
     tar = CACHE / f"{SUITE}-minbase-{key}.tar"
     if tar.exists():
         return tar
@@ -106,7 +118,7 @@ def installed(tmp_path_factory):
     if os.geteuid() != 0:
         pytest.fail("the install test needs root (chroot, namespaces)")
     debs = built_debs()
-    tar = base_tarball(dependencies(debs))
+    tar = base_tarball(*dependencies(debs))
     top = tmp_path_factory.mktemp("debroot")
     root = top / "root"
     root.mkdir()
