@@ -104,14 +104,18 @@ def run(daemon, traffic, env, redis):
     log lines, debug lines left out (a daemon without -v has none)."""
     daemon.env = env
     daemon.start()
-    daemon.wait_log(traffic(daemon))
-    daemon.signal(signal.SIGHUP)
-    daemon.wait_log(r"event=reloaded")
-    redis.stop()                      # a failure that logcheck must keep
-    daemon.wait_log(r"event=redis_down")
-    redis.start()
-    wait_until(lambda: daemon.log().count("event=redis_up") >= 2, 10,
-               what="Redis up again")
+    try:
+        daemon.wait_log(traffic(daemon))
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_log(r"event=reloaded")
+        redis.stop()                  # a failure that logcheck must keep
+        daemon.wait_log(r"event=redis_down")
+        redis.start()
+        wait_until(lambda: daemon.log().count("event=redis_up") >= 2, 10,
+                   what="Redis up again")
+    except BaseException:
+        daemon.kill()                 # no daemon outlives a failed set-up
+        raise
     daemon.stop()
     return [x for x in daemon.log().splitlines()
             if not re.match(r"^(<7>|\S+ \w+\[\d+\]: debug: )", x)]
