@@ -8,9 +8,22 @@
 #   make bench      benchmarks (figures printed)
 #   make fuzz       libFuzzer targets, FUZZ_SECONDS each (default 60)
 #   make install    PREFIX=/usr/local DESTDIR=
+#   make deb        Debian packages in dist/ (dpkg-buildpackage, offline)
+#   make deb-test   make deb, then install them into a clean Debian 12 root
+#
+# CFLAGS, CPPFLAGS and LDFLAGS from the environment are added to ours
+# (dpkg-buildflags' hardening flags come in that way).
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
+BINDIR  ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR  ?= $(PREFIX)/share/man
+DOCDIR  ?= $(PREFIX)/share/doc/authbridge
+# systemd reads /usr/local/lib/systemd/system too; the packages use /lib.
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+# The programs look for /etc/authbridge/authbridge.conf whatever PREFIX is.
+SYSCONFDIR ?= /etc
 CC      ?= cc
 PY      := /usr/bin/python3
 OUT     ?= .
@@ -21,8 +34,11 @@ SAN     ?=
 PKGS     = libevent libevent_openssl libssl libcrypto hiredis libcrypt inih
 CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Werror \
              -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
-             -fno-strict-aliasing $(SAN) -I. $(shell pkg-config --cflags $(PKGS)) $(CFLAGS)
-LDLIBS_ALL = $(SAN) $(shell pkg-config --libs $(PKGS)) -lpthread $(LDFLAGS)
+             -fno-strict-aliasing $(SAN) -I. $(shell pkg-config --cflags $(PKGS)) \
+             $(CPPFLAGS) $(CFLAGS)
+# LDFLAGS before the objects (-Wl,--as-needed only counts that way).
+LDFLAGS_ALL = $(SAN) $(LDFLAGS)
+LDLIBS_ALL = $(shell pkg-config --libs $(PKGS)) -lpthread
 CMOCKA_LIBS = $(shell pkg-config --libs cmocka)
 
 # The admin command: authbridge.c (main) and one cli_*.c per verb group.
@@ -55,7 +71,8 @@ BENCH_BIN = $(BENCH_SRC:bench/%.c=$(OUT)/bench/%)
 
 PROGRAMS  = $(CLI) $(if $(POP3D_SRC),$(POP3D)) $(if $(GATE_SRC),$(GATE))
 
-.PHONY: all deps run check test unit fuzz-replay e2e asan bench fuzz install clean
+.PHONY: all deps run check test unit fuzz-replay e2e asan bench fuzz install clean \
+        deb deb-test
 .DELETE_ON_ERROR:
 # Keep objects made by chained rules (test and fuzz programs) between runs.
 .SECONDARY:
@@ -75,15 +92,15 @@ $(LIB): $(LIB_OBJ)
 	ar rcs $@ $^
 
 $(CLI): $(CLI_OBJ) $(LIB)
-	$(CC) -o $@ $^ $(LDLIBS_ALL)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 
 $(POP3D): $(POP3D_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) -o $@ $^ $(LDLIBS_ALL)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 
 $(GATE): $(GATE_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) -o $@ $^ $(LDLIBS_ALL)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 
 $(POP3D_CORE): $(filter-out $(OBJ)/pop3d/main.o,$(POP3D_OBJ))
 	rm -f $@
@@ -95,22 +112,22 @@ $(GATE_CORE): $(filter-out $(OBJ)/smtpgate/main.o,$(GATE_OBJ))
 
 $(OUT)/tests/unit/%: $(OBJ)/tests/unit/%.o $(POP3D_CORE) $(GATE_CORE) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS_ALL)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS_ALL)
 
 # A fuzz target without libFuzzer: replays the committed corpus.
 $(OUT)/fuzz/replay_%: $(OBJ)/fuzz/fuzz_%.o $(OBJ)/fuzz/replay.o $(OBJ)/fuzz/support.o \
                       $(POP3D_CORE) $(GATE_CORE) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) -o $@ $^ $(LDLIBS_ALL)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 
 $(OUT)/bench/%: $(OBJ)/bench/%.o $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) -o $@ $^ $(LDLIBS_ALL)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 
 # The async grant store against a real Redis (run by tests/e2e/test_grant_store.py).
 $(OUT)/tests/e2e/grant_store_test: $(OBJ)/tests/e2e/grant_store_test.o $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) -o $@ $^ $(LDLIBS_ALL)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 
 -include $(shell find $(OBJ) -name '*.d' 2>/dev/null)
 
@@ -151,14 +168,43 @@ FUZZ_SECONDS ?= 60
 fuzz: deps
 	@sh fuzz/run.sh $(FUZZ_SECONDS)
 
+# Program names: authbridge-pop3d and authbridge-smtpgate, not "pop3d",
+# which other POP3 servers' packages also use. Units, man pages and
+# the fail2ban/logcheck files are named to match. The configuration is
+# installed only where there is none yet: never over an admin's file.
+MAN8 = man/authbridge.8 man/authbridge-pop3d.8 man/authbridge-smtpgate.8
+MAN5 = man/authbridge.conf.5
+UNITS = conf/systemd/authbridge-pop3d.service conf/systemd/authbridge-smtpgate.service
 install: all
-	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \
-	    $(DESTDIR)$(PREFIX)/share/doc/authbridge
-	install -m 0755 $(CLI) $(DESTDIR)$(PREFIX)/bin/authbridge
-	$(if $(POP3D_SRC),install -m 0755 $(POP3D) $(DESTDIR)$(PREFIX)/sbin/authbridge-pop3d)
-	$(if $(GATE_SRC),install -m 0755 $(GATE) $(DESTDIR)$(PREFIX)/sbin/authbridge-smtpgate)
-	install -m 0644 README.md conf/authbridge.conf $(DESTDIR)$(PREFIX)/share/doc/authbridge/
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(DOCDIR) \
+	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
+	    $(DESTDIR)$(SYSCONFDIR)/authbridge \
+	    $(DESTDIR)$(SYSCONFDIR)/fail2ban/filter.d $(DESTDIR)$(SYSCONFDIR)/fail2ban/jail.d
+	install -m 0755 $(CLI) $(DESTDIR)$(BINDIR)/authbridge
+	$(if $(POP3D_SRC),install -m 0755 $(POP3D) $(DESTDIR)$(SBINDIR)/authbridge-pop3d)
+	$(if $(GATE_SRC),install -m 0755 $(GATE) $(DESTDIR)$(SBINDIR)/authbridge-smtpgate)
+	install -m 0644 $(MAN8) $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 $(MAN5) $(DESTDIR)$(MANDIR)/man5/
+	for u in $(UNITS); do \
+	    sed 's|/usr/sbin/|$(SBINDIR)/|g; s|/etc/authbridge/|$(SYSCONFDIR)/authbridge/|g' \
+	        $$u > $(DESTDIR)$(UNITDIR)/$${u##*/}; \
+	done
+	test -e $(DESTDIR)$(SYSCONFDIR)/authbridge/authbridge.conf || \
+	    install -m 0644 conf/authbridge.conf.dist $(DESTDIR)$(SYSCONFDIR)/authbridge/authbridge.conf
+	install -m 0644 conf/fail2ban/filter.d/authbridge.conf $(DESTDIR)$(SYSCONFDIR)/fail2ban/filter.d/
+	install -m 0644 conf/fail2ban/jail.d/authbridge.conf $(DESTDIR)$(SYSCONFDIR)/fail2ban/jail.d/
+	install -m 0644 README.md conf/authbridge.conf conf/postfix-main.cf.sample \
+	    conf/logcheck/authbridge $(DESTDIR)$(DOCDIR)/
+
+# Debian packages (mk/deb.sh: a copy of the tree, dpkg-buildpackage -b,
+# lintian), then installed into a clean Debian 12 root and started there
+# (tests/deb/: mmdebstrap, cached under build/deb-root/).
+deb: deps
+	@sh mk/deb.sh
+
+deb-test: deb
+	$(PY) -m pytest -q -p no:cacheprovider tests/deb
 
 clean:
-	rm -rf build $(LIB) $(CLI) $(POP3D) $(GATE) $(UNIT_BIN) $(E2E_BIN) \
+	rm -rf dist build $(LIB) $(CLI) $(POP3D) $(GATE) $(UNIT_BIN) $(E2E_BIN) \
 	    $(REPLAY_BIN) run

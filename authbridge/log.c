@@ -3,9 +3,11 @@
 #include <event2/event.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,6 +17,7 @@
 
 static const char *log_prog = "authbridge";
 static enum log_dest log_dest = LOG_DEST_STDERR;
+static bool log_journal;           /* stderr is systemd's journal stream */
 static int log_verbose;
 static int log_pid;                /* getpid() is a system call each time */
 static struct event *log_flush_ev;  /* stderr is buffered while set */
@@ -50,8 +53,30 @@ void log_detach_loop(void)
     log_flush_ev = NULL;
 }
 
+/*
+ * systemd connects stderr to the journal and says so in JOURNAL_STREAM
+ * ("device:inode" of that stream). The journal stamps every line with
+ * time, host, program and pid itself, and reads a "<N>" prefix as its
+ * priority (sd-daemon(3)), so `journalctl -p warning` works. Compared
+ * with stderr's own identity: a child whose stderr was redirected must
+ * not inherit the mode.
+ */
+static bool stderr_is_journal(void)
+{
+    const char *e = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+
+    if (e == NULL || sscanf(e, "%llu:%llu", &dev, &ino) != 2 ||
+        fstat(STDERR_FILENO, &st) < 0)
+        return false;
+    return (unsigned long long)st.st_dev == dev &&
+           (unsigned long long)st.st_ino == ino;
+}
+
 void log_init(const char *progname, enum log_dest dest, int verbose)
 {
+    log_journal = stderr_is_journal();
     log_prog = progname;
     log_pid = (int)getpid();
     log_verbose = verbose;
@@ -84,12 +109,25 @@ static const char *prio_name(int prio)
     }
 }
 
-static void log_vmsg(int prio, const char *fmt, va_list ap)
+/* stderr by hand or in a file: the time (UTC), who, the level. */
+static void write_stamped(int prio, const char *line)
 {
-    char line[2048];
     struct timeval tv;
     struct tm tm;
     char stamp[32];
+
+    gettimeofday(&tv, NULL);
+    gmtime_r(&tv.tv_sec, &tm);
+    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+    /* One fprintf per line: stdio's lock keeps lines whole across threads. */
+    fprintf(stderr, "%s.%03dZ %s[%d]: %s: %s\n", stamp,
+            (int)(tv.tv_usec / 1000), log_prog, log_pid ? log_pid : (int)getpid(),
+            prio_name(prio), line);
+}
+
+static void log_vmsg(int prio, const char *fmt, va_list ap)
+{
+    char line[2048];
 
     if (prio == LOG_DEBUG && !log_verbose)
         return;
@@ -98,13 +136,10 @@ static void log_vmsg(int prio, const char *fmt, va_list ap)
         syslog(prio, "%s", line);
         return;
     }
-    gettimeofday(&tv, NULL);
-    gmtime_r(&tv.tv_sec, &tm);
-    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-    /* One fprintf per line: stdio's lock keeps lines whole across threads. */
-    fprintf(stderr, "%s.%03dZ %s[%d]: %s: %s\n", stamp,
-            (int)(tv.tv_usec / 1000), log_prog, log_pid ? log_pid : (int)getpid(),
-            prio_name(prio), line);
+    if (log_journal)
+        fprintf(stderr, "<%d>%s\n", prio, line);
+    else
+        write_stamped(prio, line);
     if (log_flush_ev == NULL || prio <= LOG_CRIT ||
         !pthread_equal(pthread_self(), log_loop_thread))
         fflush(stderr);

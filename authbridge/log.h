@@ -1,6 +1,9 @@
 /*
  * Logging: one line per event, "key=value" pairs, to stderr (default,
- * systemd style) or syslog (facility mail). Anything a client sent goes
+ * systemd style) or syslog (facility mail). On stderr a line starts with
+ * the time (UTC), "prog[pid]:" and the level; when stderr is systemd's
+ * journal (JOURNAL_STREAM), with a "<N>" priority instead, the journal
+ * adding the rest. Anything a client sent goes
  * through log_esc() first; passwords and AUTH payloads are never logged.
  */
 #ifndef AB_LOG_H

@@ -60,6 +60,9 @@ struct rconn {
     bool down_logged;             /* one log line per outage */
     void (*on_up)(void *arg);
     void *on_up_arg;
+    bool tried;                   /* the first attempt has ended */
+    void (*on_change)(void *arg);
+    void *on_change_arg;
 };
 
 static void rconn_start(struct rconn *rc);
@@ -467,18 +470,39 @@ void rconn_on_up(struct rconn *rc, void (*fn)(void *arg), void *arg)
     rc->on_up_arg = arg;
 }
 
+enum rconn_health rconn_health(const struct rconn *rc)
+{
+    if (rc->state == RS_UP)
+        return RCONN_UP;
+    return rc->tried ? RCONN_DOWN : RCONN_UNKNOWN;
+}
+
+void rconn_on_change(struct rconn *rc, void (*fn)(void *arg), void *arg)
+{
+    rc->on_change = fn;
+    rc->on_change_arg = arg;
+}
+
+static void health_changed(struct rconn *rc)
+{
+    rc->tried = true;
+    if (rc->on_change)
+        rc->on_change(rc->on_change_arg);
+}
+
 /* ---- the data connection ----------------------------------------------- */
 
 static void schedule_retry(struct rconn *rc, const char *why)
 {
     char t[128];
 
+    rc->state = RS_DOWN;
     if (!rc->down_logged) {
         log_warn("event=redis_down redis=%s reason=%s",
                  target_text(rc, t, sizeof(t)), log_esc(why));
         rc->down_logged = true;
+        health_changed(rc);
     }
-    rc->state = RS_DOWN;
     rc->backoff_ms = rc->backoff_ms == 0 ? BACKOFF_FIRST_MS :
                      rc->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
                      rc->backoff_ms * 2;
@@ -530,6 +554,7 @@ static void became_up(struct rconn *rc)
     log_info("event=redis_up redis=%s", target_text(rc, t, sizeof(t)));
     if (sentinel_mode(rc) && rc->psub == NULL)
         psub_open(rc);
+    health_changed(rc);
     if (rc->on_up)
         rc->on_up(rc->on_up_arg);
 }
@@ -814,6 +839,7 @@ void rconn_free(struct rconn *rc)
     if (rc == NULL)
         return;
     rc->on_up = NULL;
+    rc->on_change = NULL;
     if (rc->ac) {
         redisAsyncContext *ac = rc->ac;
         rc->ac = NULL;

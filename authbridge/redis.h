@@ -72,6 +72,20 @@ bool rconn_is_up(const struct rconn *rc);
 /* Called (from the loop) each time the connection becomes usable. */
 void rconn_on_up(struct rconn *rc, void (*fn)(void *arg), void *arg);
 
+/*
+ * Redis as the daemon knows it: UNKNOWN until the first attempt ended
+ * (connected, or failed: refused, timed out, no sentinel answered), then
+ * UP or DOWN. Every attempt ends within redis.timeout_ms per step (at
+ * least a second for a connect), so UNKNOWN does not last.
+ */
+enum rconn_health { RCONN_UNKNOWN, RCONN_UP, RCONN_DOWN };
+enum rconn_health rconn_health(const struct rconn *rc);
+
+/* Called (from the loop, or from inside rconn_new() before it returns,
+ * which is why callers read rconn_health() after registering) each time
+ * the health changes: once per outage, once per recovery. */
+void rconn_on_change(struct rconn *rc, void (*fn)(void *arg), void *arg);
+
 /* The loop the connection runs on. */
 struct event_base *redis_base(const struct rconn *rc);
 

@@ -17,6 +17,7 @@
 #include "authbridge/grant.h"
 #include "authbridge/listen.h"
 #include "authbridge/log.h"
+#include "authbridge/notify.h"
 #include "authbridge/redis.h"
 #include "authbridge/throttle.h"
 #include "authbridge/tls.h"
@@ -97,8 +98,10 @@ static void reload(struct server *srv)
 {
     struct conf_errors errs = { 0 };
     SSL_CTX *tls;
-    struct ab_conf *c = load_checked(srv->conf_path, &tls, &errs);
+    struct ab_conf *c;
 
+    notify_reloading(srv->notify);
+    c = load_checked(srv->conf_path, &tls, &errs);
     if (c == NULL || auth_load(srv->svc.auth, c->pop3d.d.users, &errs) < 0) {
         conf_errors_log(&errs);
         log_err("event=reload_failed keeping=previous");
@@ -106,6 +109,7 @@ static void reload(struct server *srv)
         if (tls)
             SSL_CTX_free(tls);
         conf_free(c);
+        notify_reloaded(srv->notify, false);
         return;
     }
     /* Sessions read the configuration through srv at each use and
@@ -122,6 +126,16 @@ static void reload(struct server *srv)
     warn_short_idle(srv->pc);
     log_info("event=reloaded conf=%s (listen, redis and grant settings need a "
              "restart)", log_esc(srv->conf_path));
+    notify_reloaded(srv->notify, true);
+}
+
+/* STATUS= for the service manager. */
+static void status_figures(void *arg, char *buf, size_t len)
+{
+    const struct server *srv = arg;
+
+    snprintf(buf, len, "%u session%s", srv->nsessions,
+             srv->nsessions == 1 ? "" : "s");
 }
 
 static bool all_done(void *arg)
@@ -144,6 +158,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         return;
     log_info("event=stopping signal=%d sessions=%u", (int)sig, srv->nsessions);
     srv->stopping = true;
+    notify_stopping(srv->notify);
     listeners_free(srv->listeners);
     srv->listeners = NULL;
     session_shutdown_all(srv);
@@ -242,9 +257,12 @@ int main(int argc, char **argv)
     log_info("event=started listen=%s users=%s redis=%s", listening,
              log_esc(srv.pc->d.users), srv.conf->redis.sentinels.n ?
              "sentinel" : srv.conf->redis.address.text);
+    srv.notify = notify_new(srv.base, status_figures, &srv);
+    notify_ready_when_known(srv.notify, srv.svc.redis);
     event_base_dispatch(srv.base);
 
     log_info("event=stopped");
+    notify_free(srv.notify);
     daemon_signals_free(sigs);
     daemon_stop_free(srv.stop);
     listeners_free(srv.listeners);

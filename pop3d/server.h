@@ -19,6 +19,7 @@ struct pop3d_conf;
 struct listeners;
 struct session;
 struct daemon_stop;
+struct notify;
 
 struct server {
     struct event_base *base;
@@ -35,6 +36,7 @@ struct server {
     unsigned nsessions;
     struct daemon_stop *stop;      /* once SIGTERM came */
     struct log_limit refused_log;  /* connection_refused lines */
+    struct notify *notify;         /* NULL unless under systemd */
 };
 
 /* Listener kinds. */

@@ -22,6 +22,7 @@ struct reqdoor;
 struct decisions;
 struct daemon_stop;
 struct daemon_signals;
+struct notify;
 struct event;
 struct event_base;
 
@@ -43,6 +44,7 @@ struct gate {
     struct reqdoor *whoson_door;       /* WHOSON connections */
     struct decisions *decisions;       /* the Redis decisions stream */
     struct log_limit refused_log;      /* connection_refused lines */
+    struct notify *notify;             /* NULL unless under systemd */
 };
 
 /* Listener kinds. */

@@ -25,6 +25,7 @@
 #include "authbridge/grant.h"
 #include "authbridge/listen.h"
 #include "authbridge/log.h"
+#include "authbridge/notify.h"
 #include "authbridge/redis.h"
 #include "authbridge/throttle.h"
 #include "authbridge/tls.h"
@@ -128,6 +129,7 @@ static void reload(struct gate *g)
     struct loaded l;
     const char *users;
 
+    notify_reloading(g->notify);
     if (load_checked(g->conf_path, &l, &errs) == 0) {
         users = l.conf->smtpgate.d.users;
         if (users[0] != '\0' && g->svc.auth == NULL)
@@ -141,6 +143,7 @@ static void reload(struct gate *g)
         log_err("event=reload_failed keeping=previous");
         conf_errors_free(&errs);
         loaded_free(&l);
+        notify_reloaded(g->notify, false);
         return;
     }
     /* Sessions read the configuration through g at each use, running TLS
@@ -158,6 +161,17 @@ static void reload(struct gate *g)
     log_set_dest(log_dest_of(g->sc));
     log_info("event=reloaded conf=%s (listen, redis and grant settings need a "
              "restart)", log_esc(g->conf_path));
+    notify_reloaded(g->notify, true);
+}
+
+/* STATUS= for the service manager. */
+static void status_figures(void *arg, char *buf, size_t len)
+{
+    const struct gate *g = arg;
+
+    snprintf(buf, len, "%u SMTP session%s, %u policy and %u WHOSON "
+             "connections", g->nsessions, g->nsessions == 1 ? "" : "s",
+             reqdoor_count(g->policy_door), reqdoor_count(g->whoson_door));
 }
 
 static bool all_done(void *arg)
@@ -183,6 +197,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         return;
     log_info("event=stopping signal=%d sessions=%u", (int)sig, g->nsessions);
     g->stopping = true;
+    notify_stopping(g->notify);
     listeners_free(g->listeners);
     g->listeners = NULL;
     smtp_session_shutdown_all(g);
@@ -307,7 +322,10 @@ int main(int argc, char **argv)
              g.sc->downstream.family ? g.sc->downstream.text : "none",
              g.conf->redis.sentinels.n ? "sentinel" :
              g.conf->redis.address.text);
+    g.notify = notify_new(g.base, status_figures, &g);
+    notify_ready_when_known(g.notify, g.svc.redis);
     event_base_dispatch(g.base);
+    notify_free(g.notify);
     policy_log_summary();
     log_info("event=stopped");
     free_all(&g);

@@ -386,6 +386,7 @@ class Daemon:
 
     stop_timeout = 15
     proc = None
+    env = None                    # the environment to start with (None: ours)
 
     def repick_ports(self):
         raise NotImplementedError
@@ -404,7 +405,8 @@ class Daemon:
         self.logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [str(program(self.binary)), "-c", str(self.config), "-v"],
-            stdin=subprocess.DEVNULL, stdout=self.logf, stderr=self.logf)
+            stdin=subprocess.DEVNULL, stdout=self.logf, stderr=self.logf,
+            env=self.env)
 
         def up():
             if self.proc.poll() is not None:
