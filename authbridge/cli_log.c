@@ -88,6 +88,26 @@ struct event_count {
     long long n;
 };
 
+static const char *field_of(const redisReply *f, const char *name)
+{
+    for (size_t j = 0; j + 1 < f->elements; j += 2)
+        if (strcmp(f->element[j]->str, name) == 0)
+            return f->element[j + 1]->str;
+    return NULL;
+}
+
+/* Relays refused because the sender was not the user's own address, by
+ * the check that refused: [0] the envelope (MAIL FROM; entries written
+ * before the check field existed are envelope ones), [1] the header. */
+static void count_mismatch(const redisReply *f, long long mismatch[2])
+{
+    const char *path = field_of(f, "path"), *check = field_of(f, "check");
+
+    if (path == NULL || strcmp(path, "sender_mismatch") != 0)
+        return;
+    mismatch[check != NULL && strcmp(check, "header") == 0]++;
+}
+
 int cmd_stats(int argc, char **argv)
 {
     struct event_count counts[] = {
@@ -99,7 +119,7 @@ int cmd_stats(int argc, char **argv)
     };
     char logkey[GRANT_KEY_MAX], start[80] = "-", batch[16], first[32] = "";
     struct rows rows = { 0 };
-    long long total = 0, other = 0;
+    long long total = 0, other = 0, mismatch[2] = { 0, 0 };
     redisContext *c;
 
     (void)argv;
@@ -114,19 +134,19 @@ int cmd_stats(int argc, char **argv)
         redisReply *r = command_or_die(c, 6, xargv);
         for (size_t i = 0; i < r->elements; i++) {
             const redisReply *e = r->element[i], *f = e->element[1];
+            const char *event = field_of(f, "event");
             if (total++ == 0)
                 snprintf(first, sizeof(first), "%s", e->element[0]->str);
-            for (size_t j = 0; j + 1 < f->elements; j += 2) {
-                if (strcmp(f->element[j]->str, "event") != 0)
-                    continue;
-                size_t k = 0;
-                for (; k < AB_ARRAY_LEN(counts); k++)
-                    if (strcmp(counts[k].event, f->element[j + 1]->str) == 0) {
-                        counts[k].n++;
-                        break;
-                    }
-                other += k == AB_ARRAY_LEN(counts);
-            }
+            if (event == NULL)
+                continue;
+            size_t k = 0;
+            for (; k < AB_ARRAY_LEN(counts); k++)
+                if (strcmp(counts[k].event, event) == 0) {
+                    counts[k].n++;
+                    break;
+                }
+            other += k == AB_ARRAY_LEN(counts);
+            count_mismatch(f, mismatch);
         }
         if (r->elements < XRANGE_BATCH) {
             freeReplyObject(r);
@@ -143,8 +163,13 @@ int cmd_stats(int argc, char **argv)
                fmt_time(strtoll(first, NULL, 10) / 1000, since, sizeof(since)),
                cli_conf->redis.log_maxlen);
     putchar('\n');
-    for (size_t k = 0; k < AB_ARRAY_LEN(counts); k++)
+    for (size_t k = 0; k < AB_ARRAY_LEN(counts); k++) {
         printf("  %-30s%lld\n", counts[k].label, counts[k].n);
+        if (strcmp(counts[k].event, "relay-denied") != 0)
+            continue;
+        printf("    %-28s%lld\n", "sender not own (envelope)", mismatch[0]);
+        printf("    %-28s%lld\n", "sender not own (header)", mismatch[1]);
+    }
     if (other)
         printf("  %-30s%lld\n", "other", other);
     rows_free(&rows);
