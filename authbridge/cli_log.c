@@ -145,6 +145,18 @@ struct stream_total {
     char first[32];               /* the oldest entry's ID */
 };
 
+/* What stats adds up over both streams. */
+struct tally {
+    struct event_count *counts;
+    size_t n;
+    long long other;
+    /* Relays refused because the sender was not the user's own address,
+     * by the check that refused: [0] the envelope (MAIL FROM; entries
+     * written before the check field existed are envelope ones), [1] the
+     * header. */
+    long long mismatch[2];
+};
+
 static const char *field(const redisReply *f, const char *name)
 {
     for (size_t j = 0; j + 1 < f->elements; j += 2)
@@ -155,23 +167,26 @@ static const char *field(const redisReply *f, const char *name)
 
 /* One entry: its event, as many times as it stands for (refusals are
  * sampled per address: one entry with "count=N" for N of them). */
-static void count_entry(const redisReply *f, struct event_count *counts,
-                        size_t n, long long *other)
+static void count_entry(const redisReply *f, struct tally *t)
 {
     const char *event = field(f, "event"), *count = field(f, "count");
+    const char *path = field(f, "path"), *check = field(f, "check");
     long long times = count ? strtoll(count, NULL, 10) : 1;
 
-    for (size_t k = 0; k < n; k++)
-        if (event != NULL && strcmp(counts[k].event, event) == 0) {
-            counts[k].n += times > 0 ? times : 1;
+    if (times <= 0)
+        times = 1;
+    if (path != NULL && strcmp(path, "sender_mismatch") == 0)
+        t->mismatch[check != NULL && strcmp(check, "header") == 0] += times;
+    for (size_t k = 0; k < t->n; k++)
+        if (event != NULL && strcmp(t->counts[k].event, event) == 0) {
+            t->counts[k].n += times;
             return;
         }
-    (*other)++;
+    t->other++;
 }
 
-static void count_stream(redisContext *c, const char *key,
-                         struct event_count *counts, size_t n,
-                         long long *other, struct stream_total *t)
+static void count_stream(redisContext *c, const char *key, struct tally *tl,
+                         struct stream_total *t)
 {
     char start[80] = "-", batch[16];
 
@@ -183,7 +198,7 @@ static void count_stream(redisContext *c, const char *key,
             const redisReply *e = r->element[i];
             if (t->entries++ == 0)
                 snprintf(t->first, sizeof(t->first), "%s", e->element[0]->str);
-            count_entry(e->element[1], counts, n, other);
+            count_entry(e->element[1], tl);
         }
         if (r->elements < XRANGE_BATCH) {
             freeReplyObject(r);
@@ -221,7 +236,7 @@ int cmd_stats(int argc, char **argv)
     char keys[NSTREAMS][GRANT_KEY_MAX];
     struct stream_total totals[NSTREAMS] = { { 0 } };
     struct rows rows = { 0 };
-    long long other = 0;
+    struct tally tl = { counts, AB_ARRAY_LEN(counts), 0, { 0, 0 } };
     redisContext *c;
 
     (void)argv;
@@ -231,8 +246,7 @@ int cmd_stats(int argc, char **argv)
     scan_grants(c, &rows);
     stream_keys(keys);
     for (int k = 0; k < NSTREAMS; k++)
-        count_stream(c, keys[k], counts, AB_ARRAY_LEN(counts), &other,
-                     &totals[k]);
+        count_stream(c, keys[k], &tl, &totals[k]);
     printf("%-32s%zu\n", "live grants:", rows.n);
     print_total("log entries:", &totals[STREAM_LOG],
                 cli_conf->redis.log_maxlen);
@@ -240,10 +254,16 @@ int cmd_stats(int argc, char **argv)
         printf("  %-30s%lld\n", counts[k].label, counts[k].n);
     print_total("decision entries:", &totals[STREAM_DECISIONS],
                 cli_conf->redis.decisions_maxlen);
-    for (size_t k = FIRST_DECISION; k < AB_ARRAY_LEN(counts); k++)
+    for (size_t k = FIRST_DECISION; k < AB_ARRAY_LEN(counts); k++) {
         printf("  %-30s%lld\n", counts[k].label, counts[k].n);
-    if (other)
-        printf("  %-30s%lld\n", "other", other);
+        if (strcmp(counts[k].event, "relay-denied") != 0)
+            continue;
+        printf("    %-28s%lld\n", "sender not own (envelope)",
+               tl.mismatch[0]);
+        printf("    %-28s%lld\n", "sender not own (header)", tl.mismatch[1]);
+    }
+    if (tl.other)
+        printf("  %-30s%lld\n", "other", tl.other);
     rows_free(&rows);
     redisFree(c);
     return EX_OK;

@@ -17,6 +17,13 @@
  * reported as such, rather than silently split in two by the library. */
 #define CONF_LINE_MAX (INI_MAX_LINE - 2)
 
+/* A K_ENUM value's other spelling (matched ignoring case), e.g. a key
+ * that used to be yes/no. */
+struct enum_alias {
+    const char *name;
+    unsigned value;
+};
+
 enum key_type {
     K_STR,        /* free text */
     K_NAME,       /* text without spaces or control characters */
@@ -45,6 +52,31 @@ static const char *const plaintext_names[] = {
     "tls-or-trusted", "always", "never", NULL
 };
 static const char *const log_names[] = { "stderr", "syslog", NULL };
+/* In the order of enum sender_binding. It was a yes/no key: those
+ * spellings keep their meaning ("yes" = grant, as before). */
+static const char *const binding_names[] = { "no", "grant", "all", NULL };
+static const struct enum_alias binding_aliases[] = {
+    { "yes", SENDER_BINDING_GRANT }, { "true", SENDER_BINDING_GRANT },
+    { "on", SENDER_BINDING_GRANT }, { "1", SENDER_BINDING_GRANT },
+    { "false", SENDER_BINDING_NO }, { "off", SENDER_BINDING_NO },
+    { "0", SENDER_BINDING_NO }, { NULL, 0 },
+};
+
+/* The aliases of each K_ENUM names[] that has some. */
+static const struct {
+    const char *const *names;
+    const struct enum_alias *aliases;
+} enum_aliases[] = {
+    { binding_names, binding_aliases },
+};
+
+static const struct enum_alias *aliases_of(const char *const *names)
+{
+    for (size_t i = 0; i < sizeof(enum_aliases) / sizeof(enum_aliases[0]); i++)
+        if (enum_aliases[i].names == names)
+            return enum_aliases[i].aliases;
+    return NULL;
+}
 
 #define OFF(field) offsetof(struct ab_conf, field)
 #define DAEMON_KEYS(sec, s, port, tlsport)                                    \
@@ -124,8 +156,10 @@ static const struct key_def keys[] = {
       NULL, "" },
     { "smtpgate", "local_domains", K_DOMAINS, OFF(smtpgate.local_domains), 0, 0,
       NULL, "" },
-    { "smtpgate", "sender_binding", K_BOOL, OFF(smtpgate.sender_binding), 0, 0,
-      NULL, "no" },
+    { "smtpgate", "sender_binding", K_ENUM, OFF(smtpgate.sender_binding), 0, 0,
+      binding_names, "no" },
+    { "smtpgate", "header_from_check", K_BOOL, OFF(smtpgate.header_from_check),
+      0, 0, NULL, "no" },
     { "smtpgate", "sender_map", K_PATH, OFF(smtpgate.sender_map), 0, 0, NULL,
       "" },
     { "smtpgate", "deny_message", K_STR, OFF(smtpgate.deny_message), 0, 0, NULL,
@@ -434,6 +468,13 @@ static int set_scalar(struct parse_state *ps, const struct key_def *k,
         for (unsigned i = 0; k->names[i]; i++) {
             if (strcmp(value, k->names[i]) == 0) {
                 *(unsigned *)field = i;
+                return 0;
+            }
+        }
+        for (const struct enum_alias *a = aliases_of(k->names); a && a->name;
+             a++) {
+            if (ab_strcaseeq(value, a->name)) {
+                *(unsigned *)field = a->value;
                 return 0;
             }
         }

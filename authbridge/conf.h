@@ -46,6 +46,14 @@ enum plaintext_auth {
     PLAINTEXT_NEVER,
 };
 
+/* [smtpgate] sender_binding: which relays must use the sender's own
+ * address (smtpgate/relay.h). */
+enum sender_binding {
+    SENDER_BINDING_NO,
+    SENDER_BINDING_GRANT,         /* relays allowed by a POP3 grant */
+    SENDER_BINDING_ALL,           /* every relay: trusted, AUTH, grant */
+};
+
 enum log_target {
     LOGTARGET_STDERR,
     LOGTARGET_SYSLOG,
@@ -113,7 +121,8 @@ struct smtpgate_conf {
     struct endpoint_list policy_listen;
     struct endpoint_list whoson_listen;
     struct strlist local_domains;
-    bool sender_binding;
+    unsigned sender_binding;      /* enum sender_binding */
+    bool header_from_check;       /* From:/Sender: bound too (SMTP gate) */
     char *sender_map;
     char *deny_message;
     unsigned max_message_size;

@@ -451,13 +451,15 @@ static void ignore_reply(redisReply *r, void *arg)
     (void)arg;
 }
 
-void grant_store_log_decision(struct grant_store *gs, const char *event, ...)
+void grant_store_log_decision(struct grant_store *gs, const char *event,
+                              const char *const *fields, size_t npairs)
 {
     const char *argv[10 + 2 * LOG_FIELDS_MAX];
     int argc = 0;
-    va_list ap;
-    const char *f;
 
+    if (npairs > LOG_FIELDS_MAX)
+        fatalx("grant_store_log_decision: %zu fields, at most %d", npairs,
+               LOG_FIELDS_MAX);
     argv[argc++] = "XADD";
     argv[argc++] = gs->decisionkey;
     argv[argc++] = "MAXLEN";
@@ -468,16 +470,10 @@ void grant_store_log_decision(struct grant_store *gs, const char *event, ...)
     argv[argc++] = event;
     argv[argc++] = "node";
     argv[argc++] = gs->settings.node;
-    va_start(ap, event);
-    while ((f = va_arg(ap, const char *)) != NULL) {
-        const char *v = va_arg(ap, const char *);
-        if (argc + 2 > (int)AB_ARRAY_LEN(argv))
-            fatalx("grant_store_log_decision: more than %d fields",
-                   LOG_FIELDS_MAX);
-        argv[argc++] = f;
-        argv[argc++] = v ? v : "";
+    for (size_t i = 0; i < 2 * npairs; i += 2) {
+        argv[argc++] = fields[i];
+        argv[argc++] = fields[i + 1] ? fields[i + 1] : "";
     }
-    va_end(ap);
     const struct rcmd cmd = { argc, argv, NULL };
     rconn_command(gs->rc, ignore_reply, NULL, &cmd);
 }

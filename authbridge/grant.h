@@ -103,13 +103,13 @@ void grant_store_revoke(struct grant_store *gs, const struct ab_addr *a,
 
 /*
  * Append an entry to the decisions stream (<prefix>decisions), fire and
- * forget: pairs of field and value, NULL-terminated. "event" and "node"
- * are added here. Relay decisions have a stream of their own so that no
- * flood of them, which any client can cause, evicts the grants and
- * revocations of <prefix>log.
+ * forget: npairs pairs of field and value in fields (a NULL value is
+ * written empty). "event" and "node" are added here. Relay decisions have
+ * a stream of their own so that no flood of them, which any client can
+ * cause, evicts the grants and revocations of <prefix>log.
  */
-void grant_store_log_decision(struct grant_store *gs, const char *event, ...)
-    __attribute__((sentinel));
+void grant_store_log_decision(struct grant_store *gs, const char *event,
+                              const char *const *fields, size_t npairs);
 
 /*
  * A put that failed (Redis unavailable) is retried in the background until

@@ -27,16 +27,29 @@ struct sample {
 static void write_entry(struct decisions *d, const struct decision *e,
                         unsigned count)
 {
-    char n[16];
+    const char *f[2 * 11] = {
+        "via", e->via, "sid", e->sid, "client", e->client, "helo", e->helo,
+        "sender", e->sender, "rcpt", e->rcpt, "path", e->path,
+        "user", e->user,
+    };
+    size_t n = 8;
+    char num[16];
 
-    snprintf(n, sizeof(n), "%u", count);
-    grant_store_log_decision(d->gs, e->event, "via", e->via, "sid", e->sid,
-                             "client", e->client, "helo", e->helo,
-                             "sender", e->sender, "rcpt", e->rcpt,
-                             "path", e->path, "user", e->user,
-                             /* "count" only when it stands for several:
-                              * else the list ends here */
-                             count > 1 ? "count" : NULL, n, NULL);
+    /* The optional fields only where they say something. */
+    if (e->check != NULL) {
+        f[2 * n] = "check";
+        f[2 * n++ + 1] = e->check;
+    }
+    if (e->from != NULL) {
+        f[2 * n] = "from";
+        f[2 * n++ + 1] = e->from;
+    }
+    if (count > 1) {
+        snprintf(num, sizeof(num), "%u", count);
+        f[2 * n] = "count";
+        f[2 * n++ + 1] = num;
+    }
+    grant_store_log_decision(d->gs, e->event, f, n);
 }
 
 static void decision_clear(struct decision *e)
@@ -50,6 +63,8 @@ static void decision_clear(struct decision *e)
     free((char *)e->rcpt);
     free((char *)e->path);
     free((char *)e->user);
+    free((char *)e->check);
+    free((char *)e->from);
     memset(e, 0, sizeof(*e));
 }
 
@@ -65,6 +80,8 @@ static void decision_copy(struct decision *dst, const struct decision *src)
     dst->rcpt = ab_strdup(src->rcpt);
     dst->path = ab_strdup(src->path);
     dst->user = ab_strdup(src->user);
+    dst->check = src->check ? ab_strdup(src->check) : NULL;
+    dst->from = src->from ? ab_strdup(src->from) : NULL;
 }
 
 static void sample_free(void *p)

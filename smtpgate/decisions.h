@@ -20,10 +20,13 @@ struct event_base;
 struct grant_store;
 struct decisions;
 
-/* One entry's fields (all strings, "" when empty). */
+/* One entry's fields (strings, "" when empty; check and from NULL when
+ * not a sender refusal). */
 struct decision {
     const char *event;            /* relay-allowed, relay-denied, ... */
     const char *via, *sid, *client, *helo, *sender, *rcpt, *path, *user;
+    const char *check;            /* sender_mismatch: envelope or header */
+    const char *from;             /* header refusals: the address refused */
 };
 
 struct decisions *decisions_new(struct event_base *base,

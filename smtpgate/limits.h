@@ -81,6 +81,19 @@
  * in flight) before the process exits anyway. */
 #define SMTP_SHUTDOWN_GRACE_S 30
 
+/* header_from_check: the header block read before the From: decision.
+ * RFC 5322 sets no cap; Postfix keeps 102400 octets of a header
+ * (header_size_limit), so this reads at least what Postfix would. A
+ * longer block fails the check (550 5.6.0): a From: hidden behind
+ * padding must not pass unseen, and nothing past the cap is looked at. */
+#define SMTP_HEADER_BLOCK_MAX (128 * 1024)
+
+/* One From: or Sender: field, unfolded, kept for parsing (the other
+ * fields are only counted). RFC 5322 2.1.1: a line is at most 998
+ * octets; a field naming several authors folds over a few. Longer fails
+ * the check like an oversized header block. */
+#define SMTP_HEADER_FIELD_MAX 4096
+
 /* ---- the downstream (MTA) side ---------------------------------------- */
 
 /* RFC 5321 4.5.3.1.5: a reply line is at most 512 octets with CRLF. Our

@@ -6,6 +6,7 @@
 #include "authbridge/log.h"
 #include "authbridge/util.h"
 
+#include <stdio.h>
 #include <string.h>
 
 enum relay_path relay_decide_now(const struct smtpgate_conf *sc,
@@ -53,10 +54,65 @@ enum relay_path relay_grant_outcome(const struct smtpgate_conf *sc,
     case GRANT_OK:
         break;
     }
-    if (sc->sender_binding &&
-        !relay_sender_owned(&sc->local_domains, map, sender, user))
+    return relay_bind(sc, map, RELAY_GRANT, user, sender);
+}
+
+bool relay_sender_allowed(const struct smtpgate_conf *sc,
+                          const struct sendermap *map, const char *user,
+                          const char *sender)
+{
+    const char *at;
+
+    if (user != NULL)
+        return relay_sender_owned(&sc->local_domains, map, sender, user);
+    if (sender[0] == '\0')
+        return true;
+    at = strrchr(sender, '@');
+    if (at == NULL)
+        return false;
+    return strlist_contains_ci(&sc->local_domains, at + 1, strlen(at + 1)) ||
+           sendermap_lists(map, sender);
+}
+
+enum relay_path relay_bind(const struct smtpgate_conf *sc,
+                           const struct sendermap *map, enum relay_path path,
+                           const char *user, const char *sender)
+{
+    bool bound;
+
+    switch (path) {
+    case RELAY_GRANT:
+        bound = sc->sender_binding != SENDER_BINDING_NO;
+        break;
+    case RELAY_TRUSTED:
+    case RELAY_AUTH:
+        bound = sc->sender_binding == SENDER_BINDING_ALL;
+        break;
+    default:
+        return path;
+    }
+    if (bound && !relay_sender_allowed(sc, map, user, sender))
         return RELAY_SENDER_MISMATCH;
-    return RELAY_GRANT;
+    return path;
+}
+
+void relay_own_address(const struct smtpgate_conf *sc, const char *user,
+                       char *buf, size_t size)
+{
+    const char *domain = sc->local_domains.n > 0 ? sc->local_domains.v[0] : NULL;
+
+    if (user != NULL && strchr(user, '@') != NULL)
+        snprintf(buf, size, "%s", user);
+    else if (user != NULL && domain != NULL)
+        snprintf(buf, size, "%s@%s", user, domain);
+    else if (user == NULL && domain != NULL)
+        snprintf(buf, size, "an address @%s", domain);
+    else
+        snprintf(buf, size, "your own address");
+    /* A reply line: a user name from Redis may hold anything. */
+    for (char *c = buf; *c; c++)
+        if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+            *c = '?';
 }
 
 bool relay_allowed(enum relay_path p)
@@ -92,11 +148,16 @@ void relay_record(struct gate *g, const struct relay_query *q,
                   enum relay_path path, const char *user, int prio)
 {
     const char *u = user ? user : q->auth_user;
+    const char *check = path != RELAY_SENDER_MISMATCH ? NULL :
+                        q->check ? q->check : "envelope";
 
     log_msg(prio, "event=rcpt via=%s sid=%s client=%s helo=%s sender=%s rcpt=%s "
-            "path=%s user=%s why=%s", q->via, q->sid, q->client_text,
+            "path=%s user=%s why=%s%s%s%s%s", q->via, q->sid, q->client_text,
             log_esc(q->helo), log_esc(q->sender), log_esc(q->rcpt),
-            relay_path_name(path), log_esc(u ? u : ""), q->why ? q->why : "-");
+            relay_path_name(path), log_esc(u ? u : ""), q->why ? q->why : "-",
+            check ? " check=" : "", check ? check : "",
+            q->header_addr ? " from=" : "",
+            q->header_addr ? log_esc(q->header_addr) : "");
     /* Local deliveries are inbound mail, not relays: the log line only. */
     if (path == RELAY_LOCAL)
         return;
@@ -104,6 +165,7 @@ void relay_record(struct gate *g, const struct relay_query *q,
         .event = stream_event(path), .via = q->via, .sid = q->sid,
         .client = q->client_text, .helo = q->helo, .sender = q->sender,
         .rcpt = q->rcpt, .path = relay_path_name(path), .user = u ? u : "",
+        .check = check, .from = q->header_addr,
     };
     /* Anyone can be refused, as often as they like: refusals are sampled
      * per address so that they cannot flood the stream. */

@@ -6,9 +6,16 @@
  *   2. client address in trusted_networks                          TRUSTED
  *   3. SMTP AUTH on this session                                   AUTH
  *   4. a live grant for the client address in Redis                GRANT
- *      (with sender_binding, MAIL FROM must belong to the grant's
- *      user, else                                                  SENDER_MISMATCH)
  *   else                                                           DENIED
+ *
+ * sender_binding then may turn an allowed relay into SENDER_MISMATCH
+ * (relay_bind): "grant" binds path 4, "all" paths 2-4; local mail is
+ * never bound. The rule (relay_sender_allowed): with a known user (the
+ * grant's, or the SMTP AUTH login, also on a trusted network) the sender
+ * must be one of that user's addresses; from a trusted network without
+ * a login, its domain must be ours (local_domains or sender_map).
+ * header_from_check applies the same rule to the From:/Sender: header
+ * addresses of relayed messages (session_from.c).
  *
  * Redis not answering within redis.timeout_ms for a recipient that needs
  * a grant is TEMPFAIL (451 4.3.0): never an allow, never a 5xx.
@@ -24,6 +31,7 @@
 #define SMTPGATE_RELAY_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "authbridge/addr.h"
 #include "authbridge/conf.h"
@@ -54,6 +62,10 @@ struct relay_query {
     bool rcpt_local;              /* rcpt_classify() said RCPT_LOCAL */
     const char *why;              /* its reason ("percent"...), or NULL */
     const char *auth_user;        /* NULL unless SMTP AUTH succeeded */
+    /* SENDER_MISMATCH only: which check refused ("envelope", the
+     * default, or "header") and, for the header, the address refused. */
+    const char *check;
+    const char *header_addr;
 };
 
 /* Paths 1-3, or RELAY_NEED_GRANT. */
@@ -61,7 +73,7 @@ enum relay_path relay_decide_now(const struct smtpgate_conf *sc,
                                  const struct relay_query *q);
 
 /* Path 4 from the lookup's answer: GRANT, DENIED, TEMPFAIL or
- * SENDER_MISMATCH. */
+ * SENDER_MISMATCH (relay_bind applied). */
 enum relay_path relay_grant_outcome(const struct smtpgate_conf *sc,
                                     const struct sendermap *map,
                                     enum grant_status st, const char *user,
@@ -77,6 +89,32 @@ enum relay_path relay_grant_outcome(const struct smtpgate_conf *sc,
 bool relay_sender_owned(const struct strlist *local_domains,
                         const struct sendermap *map, const char *sender,
                         const char *login);
+
+/*
+ * sender_binding on a decided path: path itself, or SENDER_MISMATCH when
+ * the mode binds that path and sender is not allowed. user: the grant's
+ * user for GRANT, the SMTP AUTH login (or NULL) for TRUSTED and AUTH.
+ */
+enum relay_path relay_bind(const struct smtpgate_conf *sc,
+                           const struct sendermap *map, enum relay_path path,
+                           const char *user, const char *sender);
+
+/*
+ * The rule itself: user known, relay_sender_owned(); user NULL (a trusted
+ * network, no login), the domain is one of local_domains or the address
+ * or its @domain is in the map. The null sender "<>" passes from a
+ * trusted network (bounces of the provider's own servers), never for a
+ * user.
+ */
+bool relay_sender_allowed(const struct smtpgate_conf *sc,
+                          const struct sendermap *map, const char *user,
+                          const char *sender);
+
+/* What the user may use instead, for a refusal's text: "alice@example.net"
+ * (the login, or login@<first local domain>), "an address @example.net"
+ * without a user, or "your own address"; printable ASCII only. */
+void relay_own_address(const struct smtpgate_conf *sc, const char *user,
+                       char *buf, size_t size);
 
 bool relay_allowed(enum relay_path p);
 const char *relay_path_name(enum relay_path p);

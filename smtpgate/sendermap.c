@@ -150,6 +150,22 @@ static bool list_has(const char *packed, const char *login)
     return false;
 }
 
+/* The map's entry for sender: its exact address, else its "@domain". */
+static const char *owners_of(const struct sendermap *m, const char *sender)
+{
+    char key[SMTP_PATH_MAX + 1];
+    const char *at, *v;
+
+    if (m == NULL || strlen(sender) > SMTP_PATH_MAX)
+        return NULL;
+    strcpy(key, sender);
+    lower(key);
+    if ((v = hmap_get(m->owners, key)) != NULL)
+        return v;
+    at = strrchr(key, '@');
+    return at != NULL ? hmap_get(m->owners, at) : NULL;
+}
+
 bool sendermap_owns(const struct sendermap *m, const char *sender,
                     const char *login)
 {
@@ -164,4 +180,9 @@ bool sendermap_owns(const struct sendermap *m, const char *sender,
         return true;
     at = strrchr(key, '@');
     return at != NULL && list_has(hmap_get(m->owners, at), login);
+}
+
+bool sendermap_lists(const struct sendermap *m, const char *sender)
+{
+    return owners_of(m, sender) != NULL;
 }

@@ -1,7 +1,8 @@
 /*
- * sender_map: which envelope senders belong to which login, for
- * sender_binding = yes (a relay allowed by a grant also needs MAIL FROM
- * to be an address of the user who logged in).
+ * sender_map: which sender addresses belong to which login, for
+ * sender_binding and header_from_check (relay.h: a relay needs MAIL FROM,
+ * and the From: header, to be an address of the user who logged in; from
+ * a trusted network, an address of ours: a local domain or the map's).
  *
  * Without a map, a user owns exactly <user>@<each local domain> (or, for
  * logins that are whole addresses, that address). The map adds more, in
@@ -33,5 +34,10 @@ void sendermap_free(struct sendermap *m);
 /* Does the map give sender (exact address, then "@domain") to login? */
 bool sendermap_owns(const struct sendermap *m, const char *sender,
                     const char *login);
+
+/* Is sender (exact address, or its "@domain") in the map at all,
+ * whoever it belongs to? The trusted-network rule: the map names the
+ * provider's own addresses beside its local domains. */
+bool sendermap_lists(const struct sendermap *m, const char *sender);
 
 #endif

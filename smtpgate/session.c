@@ -203,6 +203,8 @@ void smtp_drop_downstream(struct smtp_session *s)
 
 void smtp_tx_free(struct smtp_session *s)
 {
+    if (s->tx != NULL)
+        smtp_from_free(s->tx);
     free(s->tx);
     s->tx = NULL;
 }

@@ -5,6 +5,7 @@
  *                   the commands outside a transaction (EHLO, RSET, ...)
  *   session_tx.c    MAIL, RCPT (the relay decision, the MTA's answer), DATA
  *   session_data.c  the message body: streaming, smuggling, size, the end
+ *   session_from.c  header_from_check: the From:/Sender: of relayed mail
  *   session_auth.c  AUTH PLAIN / LOGIN (RFC 4954)
  *
  * Commands are processed strictly in order: a command that waits (Redis,
@@ -34,6 +35,7 @@ struct conn;
 struct ds;
 struct ds_reply;
 struct event;
+struct smtp_from;
 
 enum smtp_state {
     SMTP_INIT,          /* greeted; waiting for EHLO/HELO */
@@ -68,8 +70,16 @@ struct smtp_tx {
     bool rcpt_local;
     const char *rcpt_why;
 
+    /* Who relays (session_from.c): set by the first relayed recipient
+     * the relay decision allowed; relayed once the MTA accepted one. */
+    bool bind_noted;
+    bool relayed;
+    char *bind_user;                /* NULL: a trusted network, no login */
+    char relay_rcpt[SMTP_PATH_MAX + 1];
+
     /* DATA */
     struct datascan scan;
+    struct smtp_from *from;         /* the header check, when it applies */
     bool stop_forwarding;
     bool too_big;
     uint64_t data_start_ms;
@@ -168,6 +178,17 @@ void smtp_proceed_data(struct smtp_session *s, const struct smtp_cmd *c);
 /* session_data.c */
 void smtp_data_begin(struct smtp_session *s);
 void smtp_data_input(struct smtp_session *s);
+
+/* session_from.c */
+void smtp_from_note_relay(struct smtp_session *s, const char *user);
+void smtp_from_rcpt_accepted(struct smtp_session *s);
+void smtp_from_begin(struct smtp_session *s);
+void smtp_from_feed(struct smtp_session *s, const char *p, size_t n);
+/* True once the header check refused the message (forward no more). */
+bool smtp_from_refused(const struct smtp_session *s);
+/* The refusal, after the client's final dot; logs and counts it. */
+void smtp_from_reply(struct smtp_session *s);
+void smtp_from_free(struct smtp_tx *tx);
 
 /* session_auth.c */
 const char *smtp_check_auth(struct smtp_session *s, const struct smtp_cmd *c);

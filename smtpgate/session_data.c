@@ -3,12 +3,13 @@
  * by chain (no copy), size counted as it streams, the client paused while
  * the MTA side has too much to write.
  *
- * Three ways a message ends without reaching the MTA, all answered only
+ * Four ways a message ends without reaching the MTA, all answered only
  * after the client's CRLF.CRLF (it does not read replies mid-message),
  * and none ever writing the end-of-data dot, so the MTA discards what it
  * has: a bare CR or LF (550 5.6.0, SMTP smuggling), too large
- * (552 5.3.4), the MTA gone or giving up mid-message (its own 4xx/5xx if
- * it gave one, else 451 4.4.2).
+ * (552 5.3.4), the From: header check refusing it (session_from.c), the
+ * MTA gone or giving up mid-message (its own 4xx/5xx if it gave one,
+ * else 451 4.4.2).
  */
 #include "smtpgate/session.h"
 #include "smtpgate/downstream.h"
@@ -32,6 +33,7 @@ void smtp_data_begin(struct smtp_session *s)
     datascan_init(&tx->scan);
     tx->stop_forwarding = false;
     tx->too_big = false;
+    smtp_from_begin(s);
     tx->data_start_ms = ab_now_ms();
     smtp_enter_state(s, SMTP_DATA);
 }
@@ -56,6 +58,8 @@ static void check_stream(struct smtp_session *s)
     } else if (size_so_far(tx) > s->g->sc->max_message_size) {
         tx->too_big = true;
         tx->stop_forwarding = true;
+    } else if (smtp_from_refused(s)) {
+        tx->stop_forwarding = true;       /* the MTA side is closed already */
     } else if (s->ds == NULL || !ds_usable(s->ds)) {
         tx->stop_forwarding = true;
     }
@@ -71,8 +75,14 @@ static void data_pass(struct smtp_session *s, struct evbuffer *in)
 
     if (n > DATA_IOV)
         n = DATA_IOV;
-    for (int i = 0; i < n && !tx->scan.done; i++)
-        used += datascan_feed(&tx->scan, v[i].iov_base, v[i].iov_len, &clean);
+    for (int i = 0; i < n && !tx->scan.done; i++) {
+        size_t u = datascan_feed(&tx->scan, v[i].iov_base, v[i].iov_len,
+                                 &clean);
+        /* The header check decides before this pass moves on, so the
+         * final dot never reaches the MTA ahead of the decision. */
+        smtp_from_feed(s, v[i].iov_base, u);
+        used += u;
+    }
     check_stream(s);
     /* Clean and allowed: everything used is clean (a bare CR/LF or the
      * size stops forwarding for the whole pass: the MTA side is aborted
@@ -140,14 +150,17 @@ static void data_finish(struct smtp_session *s)
 {
     struct smtp_tx *tx = s->tx;
 
-    if (!tx->scan.bad && !tx->too_big) {
+    if (!tx->scan.bad && !tx->too_big && !smtp_from_refused(s)) {
         smtp_set_busy(s, true);
         ds_data_end(s->ds, final_cb, s);
         return;
     }
     /* Drop the MTA side before anything else: it must never see a dot. */
     smtp_drop_downstream(s);
-    if (tx->scan.bad) {
+    if (smtp_from_refused(s) && !tx->scan.bad && !tx->too_big) {
+        smtp_from_reply(s);
+        end_message(s, "sender_mismatch", 550);
+    } else if (tx->scan.bad) {
         smtp_reply(s, "550 5.6.0 Message refused: it contains a bare CR or "
                    "LF; lines must end with CRLF (RFC 5321 2.3.8)");
         end_message(s, "bare_cr_lf", 550);

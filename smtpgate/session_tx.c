@@ -78,9 +78,11 @@ static struct relay_query rcpt_query(const struct smtp_session *s)
 
 static void rcpt_forward(struct smtp_session *s);
 
-static void rcpt_refuse(struct smtp_session *s, enum relay_path path)
+static void rcpt_refuse(struct smtp_session *s, enum relay_path path,
+                        const char *user)
 {
     const struct smtp_tx *tx = s->tx;
+    char own[SMTP_PATH_MAX + 32];
 
     switch (path) {
     case RELAY_TEMPFAIL:
@@ -88,9 +90,10 @@ static void rcpt_refuse(struct smtp_session *s, enum relay_path path)
                    "right now, try again later", tx->rcpt.mailbox);
         break;
     case RELAY_SENDER_MISMATCH:
-        smtp_reply(s, "553 5.7.1 <%s>: Sender address is not owned by the "
-                   "user who checked mail from your address",
-                   tx->sender.mailbox);
+        relay_own_address(s->g->sc, user, own, sizeof(own));
+        smtp_reply(s, "553 5.7.1 <%s>: Sender address must be your own "
+                   "address (you may not send as %s; use %s)",
+                   tx->sender.mailbox, tx->sender.mailbox, own);
         break;
     default:
         smtp_reply(s, "550 5.7.1 <%s>: %s", tx->rcpt.mailbox,
@@ -108,10 +111,12 @@ static void rcpt_decided(struct smtp_session *s, enum relay_path path,
 
     relay_record(s->g, &q, path, user, LOG_INFO);
     if (relay_allowed(path)) {
+        if (path != RELAY_LOCAL)
+            smtp_from_note_relay(s, user ? user : s->auth_user);
         rcpt_forward(s);
         return;
     }
-    rcpt_refuse(s, path);
+    rcpt_refuse(s, path, user ? user : s->auth_user);
     smtp_set_busy(s, false);
 }
 
@@ -141,6 +146,8 @@ void smtp_proceed_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
     q = rcpt_query(s);
     path = relay_decide_now(s->g->sc, &q);
     if (path != RELAY_NEED_GRANT) {
+        path = relay_bind(s->g->sc, s->g->sendermap, path, s->auth_user,
+                          tx->sender.mailbox);
         rcpt_decided(s, path, NULL);
         return;
     }
@@ -189,6 +196,7 @@ static void rcpt_ds_cb(const struct ds_reply *r, void *arg)
         smtp_reply_ds(s, r, "2.1.5");
         if (r->code / 100 == 2) {
             tx->nrcpt++;
+            smtp_from_rcpt_accepted(s);
             if (s->state == SMTP_MAIL)
                 smtp_enter_state(s, SMTP_RCPT);
         } else {

@@ -45,6 +45,7 @@ class SinkSession:
         self.xforward = []
         self.messages = []       # dicts: mail, rcpts, data (bytes)
         self.aborted_data = None  # bytes received in a DATA that never ended
+        self.data_so_far = b""    # the DATA being received, as it arrives
         self.closed = False
         self.sock = None
 
@@ -179,6 +180,7 @@ class PySink:
                 sess.aborted_data = buf
                 return False
             buf += chunk
+            sess.data_so_far = buf
         sess.messages.append(msg)
         if self.final_delay:
             time.sleep(self.final_delay)

@@ -177,6 +177,7 @@ static const char full_conf[] =
     "local_domains = Example.NET, example.org.\n"
     "trusted_networks = 192.168.0.0/16\n"
     "sender_binding = yes\n"
+    "header_from_check = yes\n"
     "sender_map  = senders\n"
     "deny_message = Relaying denied. Check your mail (POP3) first, or use SMTP AUTH.\n"
     "users       = users\n"
@@ -279,7 +280,8 @@ static void full_file_sets_smtpgate_keys(void **state)
     assert_int_equal(s->policy_listen.n, 1);
     assert_int_equal(s->policy_listen.v[0].port, 10031);
     assert_int_equal(s->whoson_listen.n, 2);
-    assert_true(s->sender_binding);
+    assert_int_equal(s->sender_binding, SENDER_BINDING_GRANT);
+    assert_true(s->header_from_check);
     assert_string_equal(s->deny_message,
         "Relaying denied. Check your mail (POP3) first, or use SMTP AUTH.");
     assert_string_equal(s->hostname, "mx.example.net");
@@ -384,7 +386,8 @@ static void absent_keys_take_their_defaults(void **state)
     assert_int_equal(c->smtpgate.downstream.family, 0);
     assert_int_equal(c->smtpgate.policy_listen.n, 0);
     assert_int_equal(c->smtpgate.local_domains.n, 0);
-    assert_false(c->smtpgate.sender_binding);
+    assert_int_equal(c->smtpgate.sender_binding, SENDER_BINDING_NO);
+    assert_false(c->smtpgate.header_from_check);
     assert_string_equal(c->smtpgate.deny_message,
         "Relaying denied. Check your mail (POP3) first, or use SMTP AUTH.");
     /* node defaults to the host name, and the SMTP hostname to the node */
@@ -470,15 +473,40 @@ static void booleans_take_yes_no_true_false_on_off_1_0(void **state)
 
     (void)state;
     for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
-        snprintf(text, sizeof(text), "[smtpgate]\nsender_binding = %s\n", yes[i]);
+        snprintf(text, sizeof(text), "[smtpgate]\nheader_from_check = %s\n",
+                 yes[i]);
         struct ab_conf *c = load_ok(text);
-        assert_true(c->smtpgate.sender_binding);
+        assert_true(c->smtpgate.header_from_check);
         conf_free(c);
     }
     for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
-        snprintf(text, sizeof(text), "[smtpgate]\nsender_binding = %s\n", no[i]);
+        snprintf(text, sizeof(text), "[smtpgate]\nheader_from_check = %s\n",
+                 no[i]);
         struct ab_conf *c = load_ok(text);
-        assert_false(c->smtpgate.sender_binding);
+        assert_false(c->smtpgate.header_from_check);
+        conf_free(c);
+    }
+}
+
+/* sender_binding was yes/no: those spellings keep their meaning. */
+static void sender_binding_is_no_grant_or_all_and_yes_means_grant(void **state)
+{
+    static const struct { const char *text; unsigned want; } cases[] = {
+        { "no", SENDER_BINDING_NO }, { "grant", SENDER_BINDING_GRANT },
+        { "all", SENDER_BINDING_ALL }, { "yes", SENDER_BINDING_GRANT },
+        { "Yes", SENDER_BINDING_GRANT }, { "true", SENDER_BINDING_GRANT },
+        { "on", SENDER_BINDING_GRANT }, { "1", SENDER_BINDING_GRANT },
+        { "off", SENDER_BINDING_NO }, { "0", SENDER_BINDING_NO },
+        { "false", SENDER_BINDING_NO },
+    };
+    char text[128];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(text, sizeof(text), "[smtpgate]\nsender_binding = %s\n",
+                 cases[i].text);
+        struct ab_conf *c = load_ok(text);
+        assert_int_equal(c->smtpgate.sender_binding, cases[i].want);
         conf_free(c);
     }
 }
@@ -827,6 +855,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(hash_comment_needs_a_space_before_it),
         cmocka_unit_test(crlf_line_ends_are_accepted),
         cmocka_unit_test(booleans_take_yes_no_true_false_on_off_1_0),
+        cmocka_unit_test(sender_binding_is_no_grant_or_all_and_yes_means_grant),
         cmocka_unit_test(numbers_at_both_ends_of_their_range_are_accepted),
         cmocka_unit_test(redis_address_may_be_a_unix_socket),
         cmocka_unit_test(redis_address_may_be_ipv6_in_brackets),

@@ -1,7 +1,7 @@
 /*
  * The relay decision table (smtpgate/relay.c) and the sender map: the
  * order local > trusted > auth > grant, Redis outages as TEMPFAIL, and
- * sender_binding.
+ * sender_binding (no / grant / all, per path).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,7 +21,7 @@
 static char *domains_v[] = { "example.net", "example.org" };
 
 static struct smtpgate_conf conf_with(struct cidr *trusted, size_t ntrusted,
-                                      bool binding)
+                                      unsigned binding)
 {
     struct smtpgate_conf sc;
 
@@ -52,7 +52,7 @@ static void test_decision_order(void **state)
 
     (void)state;
     assert_int_equal(cidr_parse("10.0.0.0/8", &net, err, sizeof(err)), 0);
-    sc = conf_with(&net, 1, false);
+    sc = conf_with(&net, 1, SENDER_BINDING_NO);
     /* Local first, whoever asks. */
     assert_int_equal(relay_decide_now(&sc, &q), RELAY_LOCAL);
     q.rcpt_local = false;
@@ -67,7 +67,7 @@ static void test_decision_order(void **state)
 
 static void test_grant_outcomes(void **state)
 {
-    struct smtpgate_conf sc = conf_with(NULL, 0, false);
+    struct smtpgate_conf sc = conf_with(NULL, 0, SENDER_BINDING_NO);
 
     (void)state;
     assert_int_equal(relay_grant_outcome(&sc, NULL, GRANT_OK, "alice",
@@ -78,7 +78,7 @@ static void test_grant_outcomes(void **state)
     assert_int_equal(relay_grant_outcome(&sc, NULL, GRANT_UNAVAILABLE, NULL,
                                          "x@elsewhere.example"),
                      RELAY_TEMPFAIL);
-    sc.sender_binding = true;
+    sc.sender_binding = SENDER_BINDING_GRANT;
     assert_int_equal(relay_grant_outcome(&sc, NULL, GRANT_OK, "alice",
                                          "x@elsewhere.example"),
                      RELAY_SENDER_MISMATCH);
@@ -177,6 +177,92 @@ static void test_sender_map_errors(void **state)
     conf_errors_free(&errs);
 }
 
+/* Which mode binds which path; local mail never. */
+static void test_binding_per_mode_and_path(void **state)
+{
+    static const enum relay_path paths[] = { RELAY_TRUSTED, RELAY_AUTH,
+                                             RELAY_GRANT };
+    /* [mode][path]: is a foreign sender refused? */
+    static const bool refused[3][3] = {
+        { false, false, false },           /* no */
+        { false, false, true },            /* grant */
+        { true, true, true },              /* all */
+    };
+    struct smtpgate_conf sc = conf_with(NULL, 0, SENDER_BINDING_NO);
+
+    (void)state;
+    for (unsigned mode = 0; mode < 3; mode++) {
+        sc.sender_binding = mode;
+        for (unsigned p = 0; p < 3; p++) {
+            const char *user = paths[p] == RELAY_TRUSTED ? NULL : "alice";
+            enum relay_path own = relay_bind(&sc, NULL, paths[p], user,
+                                             "alice@example.net");
+            enum relay_path foreign = relay_bind(&sc, NULL, paths[p], user,
+                                                 "terri@contoso.com");
+            assert_int_equal(own, paths[p]);
+            assert_int_equal(foreign, refused[mode][p] ?
+                             RELAY_SENDER_MISMATCH : paths[p]);
+        }
+        assert_int_equal(relay_bind(&sc, NULL, RELAY_LOCAL, NULL,
+                                    "terri@contoso.com"), RELAY_LOCAL);
+        assert_int_equal(relay_bind(&sc, NULL, RELAY_DENIED, NULL,
+                                    "terri@contoso.com"), RELAY_DENIED);
+    }
+}
+
+static void test_trusted_networks_need_one_of_our_domains(void **state)
+{
+    struct conf_errors errs = { 0 };
+    struct smtpgate_conf sc = conf_with(NULL, 0, SENDER_BINDING_ALL);
+    const char *path = write_file("@partner.example   carol\n"
+                                  "noreply@service.example  web\n");
+    struct sendermap *m = sendermap_load(path, &errs);
+
+    (void)state;
+    unlink(path);
+    assert_non_null(m);
+    /* No login: any address of a local domain or of the map. */
+    assert_true(relay_sender_allowed(&sc, NULL, NULL, "anyone@example.net"));
+    assert_true(relay_sender_allowed(&sc, NULL, NULL, "X@EXAMPLE.ORG"));
+    assert_false(relay_sender_allowed(&sc, NULL, NULL, "terri@contoso.com"));
+    assert_false(relay_sender_allowed(&sc, NULL, NULL, "x@sub.example.net"));
+    assert_false(relay_sender_allowed(&sc, NULL, NULL, "no-at-sign"));
+    assert_true(relay_sender_allowed(&sc, m, NULL, "bob@partner.example"));
+    assert_true(relay_sender_allowed(&sc, m, NULL, "NoReply@service.example"));
+    assert_false(relay_sender_allowed(&sc, m, NULL, "other@service.example"));
+    assert_true(sendermap_lists(m, "x@PARTNER.example"));
+    assert_false(sendermap_lists(m, "x@contoso.com"));
+    assert_false(sendermap_lists(NULL, "x@partner.example"));
+    /* Bounces of the provider's own hosts; never a user's. */
+    assert_true(relay_sender_allowed(&sc, NULL, NULL, ""));
+    assert_false(relay_sender_allowed(&sc, NULL, "alice", ""));
+    /* A login on a trusted network is bound as a user. */
+    assert_int_equal(relay_bind(&sc, m, RELAY_TRUSTED, "alice",
+                                "bob@example.net"), RELAY_SENDER_MISMATCH);
+    assert_int_equal(relay_bind(&sc, m, RELAY_TRUSTED, NULL,
+                                "bob@example.net"), RELAY_TRUSTED);
+    sendermap_free(m);
+}
+
+static void test_own_address_hint(void **state)
+{
+    struct smtpgate_conf sc = conf_with(NULL, 0, SENDER_BINDING_ALL);
+    char buf[128];
+
+    (void)state;
+    relay_own_address(&sc, "alice", buf, sizeof(buf));
+    assert_string_equal(buf, "alice@example.net");
+    relay_own_address(&sc, "carol@remote.example", buf, sizeof(buf));
+    assert_string_equal(buf, "carol@remote.example");
+    relay_own_address(&sc, NULL, buf, sizeof(buf));
+    assert_string_equal(buf, "an address @example.net");
+    relay_own_address(&sc, "bad\r\nname", buf, sizeof(buf));
+    assert_string_equal(buf, "bad??name@example.net");
+    sc.local_domains.n = 0;
+    relay_own_address(&sc, "alice", buf, sizeof(buf));
+    assert_string_equal(buf, "your own address");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -185,6 +271,9 @@ int main(void)
         cmocka_unit_test(test_sender_ownership),
         cmocka_unit_test(test_sender_map),
         cmocka_unit_test(test_sender_map_errors),
+        cmocka_unit_test(test_binding_per_mode_and_path),
+        cmocka_unit_test(test_trusted_networks_need_one_of_our_domains),
+        cmocka_unit_test(test_own_address_hint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
