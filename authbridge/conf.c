@@ -120,6 +120,13 @@ static const struct key_def keys[] = {
       NULL, "" },
     { "smtpgate", "whoson_listen", K_LISTEN, OFF(smtpgate.whoson_listen), 0, 0,
       NULL, "" },
+    { "smtpgate", "dovecot_listen", K_LISTEN, OFF(smtpgate.dovecot_listen), 0,
+      0, NULL, "" },
+    { "smtpgate", "dovecot_api_key", K_NAME, OFF(smtpgate.dovecot_api_key), 0,
+      0, NULL, "" },
+    /* Protocol names are single labels: the domain list's syntax fits. */
+    { "smtpgate", "dovecot_protocols", K_DOMAINS,
+      OFF(smtpgate.dovecot_protocols), 0, 0, NULL, "pop3, imap" },
     { "smtpgate", "local_domains", K_DOMAINS, OFF(smtpgate.local_domains), 0, 0,
       NULL, "" },
     { "smtpgate", "sender_binding", K_BOOL, OFF(smtpgate.sender_binding), 0, 0,
@@ -308,7 +315,8 @@ static int item_domain(struct parse_state *ps, const struct key_def *k,
     char *d = ab_strdup(item);
 
     if (domain_normalise(d) < 0) {
-        perr(ps, "%s: '%s' is not a domain name", k->name, item);
+        perr(ps, "%s: '%s' is not a %s name", k->name, item,
+             strcmp(k->name, "dovecot_protocols") == 0 ? "protocol" : "domain");
         free(d);
         return -1;
     }
@@ -738,9 +746,13 @@ void conf_require_smtpgate(const struct ab_conf *c, struct conf_errors *errs)
     const struct smtpgate_conf *s = &c->smtpgate;
 
     if (s->d.listen.n + s->d.listen_tls.n + s->policy_listen.n +
-        s->whoson_listen.n == 0)
+        s->whoson_listen.n + s->dovecot_listen.n == 0)
         conf_errors_add(errs, "%s: [smtpgate] needs at least one of listen, "
-                        "listen_tls, policy_listen, whoson_listen", c->path);
+                        "listen_tls, policy_listen, whoson_listen, "
+                        "dovecot_listen", c->path);
+    if (s->dovecot_listen.n > 0 && strlen(s->dovecot_api_key) < 16)
+        conf_errors_add(errs, "%s: [smtpgate] dovecot_listen needs "
+                        "dovecot_api_key (16 characters or more)", c->path);
     if ((s->d.listen.n > 0 || s->d.listen_tls.n > 0) &&
         s->downstream.family == 0)
         conf_errors_add(errs, "%s: [smtpgate] listen needs downstream (the "

@@ -19,6 +19,7 @@ struct sendermap;
 struct smtp_session;
 struct reqdoor;
 struct daemon_stop;
+struct dovecot;
 struct event;
 struct event_base;
 
@@ -37,6 +38,7 @@ struct gate {
     unsigned nsessions;
     struct reqdoor *policy_door;       /* policy service connections */
     struct reqdoor *whoson_door;       /* WHOSON connections */
+    struct dovecot *dovecot;           /* NULL without dovecot_listen */
 };
 
 /* Listener kinds. */
@@ -45,6 +47,7 @@ enum {
     GATE_LISTEN_SMTPS,                 /* implicit TLS, RFC 8314 */
     GATE_LISTEN_POLICY,
     GATE_LISTEN_WHOSON,
+    GATE_LISTEN_DOVECOT,
 };
 
 #endif

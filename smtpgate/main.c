@@ -1,6 +1,7 @@
 /*
  * smtpgate: relay decisions from POP3 grants, behind three front doors
- * (an SMTP gate in front of the MTA, a Postfix policy service, WHOSON).
+ * (an SMTP gate in front of the MTA, a Postfix policy service, WHOSON),
+ * and grants from Dovecot logins (its auth policy and event posts).
  *
  * Start-up: read and check the configuration (all errors, then refuse),
  * bind, read the user file, drop privileges, connect to Redis (in the
@@ -9,6 +10,7 @@
  * file and the sender map; SIGTERM stops accepting, lets commands in
  * progress (a DATA) finish, and closes every session with 421.
  */
+#include "smtpgate/dovecot.h"
 #include "smtpgate/downstream.h"
 #include "smtpgate/gate.h"
 #include "smtpgate/limits.h"
@@ -210,11 +212,15 @@ static int open_listeners(struct gate *g)
     g->listeners = listeners_new(g->base);
     g->policy_door = policy_door_new();
     g->whoson_door = whoson_door_new();
+    if (sc->dovecot_listen.n > 0)
+        g->dovecot = dovecot_new(g);
     return add_list(g, &sc->d.listen, GATE_LISTEN_SMTP, smtp_session_accept) |
            add_list(g, &sc->d.listen_tls, GATE_LISTEN_SMTPS,
                     smtp_session_accept) |
            add_list(g, &sc->policy_listen, GATE_LISTEN_POLICY, policy_accept) |
-           add_list(g, &sc->whoson_listen, GATE_LISTEN_WHOSON, whoson_accept);
+           add_list(g, &sc->whoson_listen, GATE_LISTEN_WHOSON, whoson_accept) |
+           add_list(g, &sc->dovecot_listen, GATE_LISTEN_DOVECOT,
+                    dovecot_accept);
 }
 
 static void free_all(struct gate *g)
@@ -227,6 +233,7 @@ static void free_all(struct gate *g)
     services_stop(&g->svc);           /* pending calls end: their owners */
     reqdoor_free(g->policy_door);     /* must still be there */
     reqdoor_free(g->whoson_door);
+    dovecot_free(g->dovecot);
     ds_free_all();
     services_free(&g->svc);
     if (g->tls)
@@ -300,8 +307,9 @@ int main(int argc, char **argv)
         evsignal_add(sigs[i], NULL);
     }
     log_info("event=started smtp=%zu smtps=%zu policy=%zu whoson=%zu "
-             "downstream=%s redis=%s", g.sc->d.listen.n, g.sc->d.listen_tls.n,
-             g.sc->policy_listen.n, g.sc->whoson_listen.n,
+             "dovecot=%zu downstream=%s redis=%s", g.sc->d.listen.n,
+             g.sc->d.listen_tls.n, g.sc->policy_listen.n,
+             g.sc->whoson_listen.n, g.sc->dovecot_listen.n,
              g.sc->downstream.family ? g.sc->downstream.text : "none",
              g.conf->redis.sentinels.n ? "sentinel" :
              g.conf->redis.address.text);
