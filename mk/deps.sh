@@ -6,7 +6,8 @@ set -eu
 
 PKGS="build-essential pkg-config libevent-dev libssl-dev libhiredis-dev
 libcrypt-dev libcmocka-dev libinih-dev redis-server redis-tools
-python3 python3-pytest python3-redis curl fetchmail swaks postfix openssl"
+python3 python3-pytest python3-redis curl fetchmail swaks postfix openssl
+dovecot-pop3d dovecot-imapd ucspi-tcp"
 
 missing=""
 for p in $PKGS; do
