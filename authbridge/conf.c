@@ -122,7 +122,9 @@ static const struct key_def keys[] = {
       NULL, "" },
     { "smtpgate", "dovecot_listen", K_LISTEN, OFF(smtpgate.dovecot_listen), 0,
       0, NULL, "" },
-    { "smtpgate", "dovecot_api_key", K_NAME, OFF(smtpgate.dovecot_api_key), 0,
+    /* A secret: K_STR, so that no error message repeats it; its characters
+     * are checked in conf_require_smtpgate. */
+    { "smtpgate", "dovecot_api_key", K_STR, OFF(smtpgate.dovecot_api_key), 0,
       0, NULL, "" },
     /* Protocol names are single labels: the domain list's syntax fits. */
     { "smtpgate", "dovecot_protocols", K_DOMAINS,
@@ -753,6 +755,13 @@ void conf_require_smtpgate(const struct ab_conf *c, struct conf_errors *errs)
     if (s->dovecot_listen.n > 0 && strlen(s->dovecot_api_key) < 16)
         conf_errors_add(errs, "%s: [smtpgate] dovecot_listen needs "
                         "dovecot_api_key (16 characters or more)", c->path);
+    /* The key is also the password in the event exporter's URL: only
+     * characters a URL carries as they are (RFC 3986 unreserved). */
+    if (strspn(s->dovecot_api_key, "abcdefghijklmnopqrstuvwxyz"
+               "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~") !=
+        strlen(s->dovecot_api_key))
+        conf_errors_add(errs, "%s: [smtpgate] dovecot_api_key: only letters, "
+                        "digits and - . _ ~ (it goes into a URL)", c->path);
     if ((s->d.listen.n > 0 || s->d.listen_tls.n > 0) &&
         s->downstream.family == 0)
         conf_errors_add(errs, "%s: [smtpgate] listen needs downstream (the "
