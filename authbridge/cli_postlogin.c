@@ -15,7 +15,9 @@
  *
  *   client  TCPREMOTEIP (ucspi-tcp, Courier), TCP6REMOTEIP (tcpserver6),
  *           IP (Dovecot)
- *   user    USER (checkpassword, Dovecot), AUTHENTICATED (Courier)
+ *   user    AUTHENTICATED (Courier), else USER (checkpassword, Dovecot):
+ *           AUTHENTICATED first, as only a login sets it, while a USER
+ *           may be left over from the shell that started the server
  *
  * The grant is the store's schema (grant_cmds_put, method POSTLOGIN),
  * written within redis.timeout_ms in all, Sentinel included: a child
@@ -60,14 +62,12 @@ static void note(const char *fmt, ...)
     fputc('\n', stderr);
 }
 
-static const char *first_env(const char *const *names, const char **which)
+static const char *first_env(const char *const *names)
 {
     for (; *names; names++) {
         const char *v = getenv(*names);
-        if (v != NULL && v[0] != '\0') {
-            *which = *names;
+        if (v != NULL && v[0] != '\0')
             return v;
-        }
     }
     return NULL;
 }
@@ -77,9 +77,8 @@ static bool who(struct grant_info *g)
 {
     static const char *const addrs[] = { "TCPREMOTEIP", "TCP6REMOTEIP", "IP",
                                          NULL };
-    static const char *const users[] = { "USER", "AUTHENTICATED", NULL };
-    const char *which = "", *a = first_env(addrs, &which);
-    const char *u = first_env(users, &which);
+    static const char *const users[] = { "AUTHENTICATED", "USER", NULL };
+    const char *a = first_env(addrs), *u = first_env(users);
 
     if (a == NULL || addr_parse(a, &g->addr) < 0) {
         note("no grant: %s", a ? "the client address is not an IP address"

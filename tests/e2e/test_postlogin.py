@@ -92,8 +92,11 @@ def test_prog_runs_when_the_environment_is_incomplete(conf, rdb, env, why):
 
 
 def test_courier_and_tcpserver6_variables_are_read(conf, rdb):
+    # Courier's AUTHENTICATED wins over a USER left from the shell that
+    # started the server.
     out = postlogin(conf, ["/bin/true"], {"TCP6REMOTEIP": "2001:db8::7",
-                                         "AUTHENTICATED": "carol"})
+                                         "AUTHENTICATED": "carol",
+                                         "USER": "root"})
     assert out.returncode == 0, out.stderr
     assert rdb.hget(GRANT + "2001:db8::7", "user") == "carol"
 
