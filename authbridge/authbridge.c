@@ -21,6 +21,8 @@ static void usage(FILE *f)
         "  revoke ADDR | --user USER     remove grants; prints how many\n"
         "  watch                         follow grants and decisions live\n"
         "  stats                         live grants, grants and decisions counted\n"
+        "  postlogin PROG [ARG...]       grant the login in the environment, then\n"
+        "                                exec PROG (always)\n"
         "  -c FILE  configuration (default " CLI_DEFAULT_CONF ")\n"
         "  -t       check the configuration and exit\n");
 }
@@ -28,20 +30,32 @@ static void usage(FILE *f)
 static const struct verb {
     const char *name;
     int (*fn)(int argc, char **argv);
+    bool without_conf;            /* runs when the file cannot be loaded */
 } verbs[] = {
-    { "list", cmd_list },   { "show", cmd_show },   { "grant", cmd_grant },
-    { "revoke", cmd_revoke }, { "watch", cmd_watch }, { "stats", cmd_stats },
+    { "list", cmd_list, false },     { "show", cmd_show, false },
+    { "grant", cmd_grant, false },   { "revoke", cmd_revoke, false },
+    { "watch", cmd_watch, false },   { "stats", cmd_stats, false },
+    { "postlogin", cmd_postlogin, true },
 };
+
+static const struct verb *verb_named(const char *name)
+{
+    for (size_t i = 0; i < AB_ARRAY_LEN(verbs); i++)
+        if (strcmp(name, verbs[i].name) == 0)
+            return &verbs[i];
+    return NULL;
+}
 
 int main(int argc, char **argv)
 {
     const char *path = CLI_DEFAULT_CONF;
     struct conf_errors errs = { 0 };
     struct ab_conf *c;
+    const struct verb *v = NULL;
     bool test_only = false;
-    int ch;
+    int ch, rc;
 
-    signal(SIGPIPE, SIG_IGN);
+    cli_sigpipe = signal(SIGPIPE, SIG_IGN);
     while ((ch = getopt(argc, argv, "+c:th")) != -1) {
         switch (ch) {
         case 'c': path = optarg; break;
@@ -50,10 +64,14 @@ int main(int argc, char **argv)
         default: usage(stderr); return EX_USAGE;
         }
     }
+    if (!test_only && optind < argc && (v = verb_named(argv[optind])) == NULL)
+        die(EX_USAGE, "unknown command '%s' (try: authbridge -h)", argv[optind]);
     c = conf_load(path, &errs);
     if (c == NULL) {
         conf_errors_print(&errs);
         conf_errors_free(&errs);
+        if (v != NULL && v->without_conf)
+            return v->fn(argc - optind, argv + optind);
         return test_only ? 1 : EX_USAGE;
     }
     if (test_only) {
@@ -72,11 +90,7 @@ int main(int argc, char **argv)
         usage(stderr);
         return EX_USAGE;
     }
-    for (size_t i = 0; i < AB_ARRAY_LEN(verbs); i++)
-        if (strcmp(argv[optind], verbs[i].name) == 0) {
-            int rc = verbs[i].fn(argc - optind, argv + optind);
-            conf_free(c);
-            return rc;
-        }
-    die(EX_USAGE, "unknown command '%s' (try: authbridge -h)", argv[optind]);
+    rc = v->fn(argc - optind, argv + optind);
+    conf_free(c);
+    return rc;
 }

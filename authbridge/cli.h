@@ -23,6 +23,9 @@ enum { EX_OK = 0, EX_NONE = 1, EX_USAGE = 2, EX_REDIS = 3 };
 /* Set by main before a verb runs. */
 extern const struct ab_conf *cli_conf;
 extern struct grant_settings cli_settings;
+/* SIGPIPE's disposition before main ignored it (postlogin restores it
+ * for the program it runs). */
+extern void (*cli_sigpipe)(int);
 
 /* One line on stderr, control bytes escaped, then exit(code). */
 _Noreturn void die(int code, const char *fmt, ...)
@@ -75,5 +78,7 @@ int cmd_grant(int argc, char **argv);
 int cmd_revoke(int argc, char **argv);
 int cmd_watch(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
+/* Runs also when the configuration cannot be loaded (cli_conf NULL). */
+int cmd_postlogin(int argc, char **argv);
 
 #endif

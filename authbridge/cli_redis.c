@@ -6,12 +6,14 @@
 #include "authbridge/redis.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 const struct ab_conf *cli_conf;
 struct grant_settings cli_settings;
+void (*cli_sigpipe)(int) = SIG_DFL;
 
 /* One line on stderr: what the user typed may hold control characters. */
 void die(int code, const char *fmt, ...)

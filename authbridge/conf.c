@@ -154,6 +154,15 @@ static const struct key_def keys[] = {
       NULL, "" },
     { "smtpgate", "whoson_listen", K_LISTEN, OFF(smtpgate.whoson_listen), 0, 0,
       NULL, "" },
+    { "smtpgate", "dovecot_listen", K_LISTEN, OFF(smtpgate.dovecot_listen), 0,
+      0, NULL, "" },
+    /* A secret: K_STR, so that no error message repeats it; its characters
+     * are checked in conf_require_smtpgate. */
+    { "smtpgate", "dovecot_api_key", K_STR, OFF(smtpgate.dovecot_api_key), 0,
+      0, NULL, "" },
+    /* Protocol names are single labels: the domain list's syntax fits. */
+    { "smtpgate", "dovecot_protocols", K_DOMAINS,
+      OFF(smtpgate.dovecot_protocols), 0, 0, NULL, "pop3, imap" },
     { "smtpgate", "local_domains", K_DOMAINS, OFF(smtpgate.local_domains), 0, 0,
       NULL, "" },
     { "smtpgate", "sender_binding", K_ENUM, OFF(smtpgate.sender_binding), 0, 0,
@@ -344,7 +353,8 @@ static int item_domain(struct parse_state *ps, const struct key_def *k,
     char *d = ab_strdup(item);
 
     if (domain_normalise(d) < 0) {
-        perr(ps, "%s: '%s' is not a domain name", k->name, item);
+        perr(ps, "%s: '%s' is not a %s name", k->name, item,
+             strcmp(k->name, "dovecot_protocols") == 0 ? "protocol" : "domain");
         free(d);
         return -1;
     }

@@ -120,6 +120,9 @@ struct smtpgate_conf {
     struct endpoint downstream;   /* family 0 when not set */
     struct endpoint_list policy_listen;
     struct endpoint_list whoson_listen;
+    struct endpoint_list dovecot_listen;  /* Dovecot auth policy + events */
+    char *dovecot_api_key;
+    struct strlist dovecot_protocols;     /* logins from these grant */
     struct strlist local_domains;
     unsigned sender_binding;      /* enum sender_binding */
     bool header_from_check;       /* From:/Sender: bound too (SMTP gate) */

@@ -157,6 +157,7 @@ void conf_require_smtpgate(const struct ab_conf *c, struct conf_errors *errs)
         { "listen", &s->d.listen }, { "listen_tls", &s->d.listen_tls },
         { "policy_listen", &s->policy_listen },
         { "whoson_listen", &s->whoson_listen },
+        { "dovecot_listen", &s->dovecot_listen },
     };
     size_t n = 0;
 
@@ -164,7 +165,18 @@ void conf_require_smtpgate(const struct ab_conf *c, struct conf_errors *errs)
         n += listeners[i].l->n;
     if (n == 0)
         conf_errors_add(errs, "%s: [smtpgate] needs at least one of listen, "
-                        "listen_tls, policy_listen, whoson_listen", c->path);
+                        "listen_tls, policy_listen, whoson_listen, "
+                        "dovecot_listen", c->path);
+    if (s->dovecot_listen.n > 0 && strlen(s->dovecot_api_key) < 16)
+        conf_errors_add(errs, "%s: [smtpgate] dovecot_listen needs "
+                        "dovecot_api_key (16 characters or more)", c->path);
+    /* The key is also the password in the event exporter's URL: only
+     * characters a URL carries as they are (RFC 3986 unreserved). */
+    if (strspn(s->dovecot_api_key, "abcdefghijklmnopqrstuvwxyz"
+               "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~") !=
+        strlen(s->dovecot_api_key))
+        conf_errors_add(errs, "%s: [smtpgate] dovecot_api_key: only letters, "
+                        "digits and - . _ ~ (it goes into a URL)", c->path);
     if ((s->d.listen.n > 0 || s->d.listen_tls.n > 0) &&
         s->downstream.family == 0)
         conf_errors_add(errs, "%s: [smtpgate] listen needs downstream (the "

@@ -19,7 +19,7 @@ struct retry {
     TAILQ_ENTRY(retry) link;
     char key[GRANT_KEY_MAX];
     struct ab_addr addr;
-    char *user, *method;
+    char *user, *method, *node;   /* node NULL: the store's */
     bool tls;
     long long login_time;         /* wall clock, for since/renewed */
     uint64_t login_ms;            /* monotonic, for the TTL left */
@@ -91,7 +91,7 @@ static void cmds_add(struct grant_cmds *c, const char *const *argv)
 void grant_cmds_put(struct grant_cmds *c, const struct grant_settings *s,
                     const struct grant_info *g, long long when, unsigned ttl)
 {
-    const char *addr;
+    const char *addr, *node = g->node ? g->node : s->node;
 
     cmds_common(c, s);
     if (grant_key(s->prefix, &g->addr, s->ipv6_prefix, c->key,
@@ -103,13 +103,13 @@ void grant_cmds_put(struct grant_cmds *c, const struct grant_settings *s,
     c->tls[0] = g->tls ? '1' : '0';
     cmds_add(c, (const char *[]){ "HSETNX", c->key, "since", c->when, NULL });
     cmds_add(c, (const char *[]){ "HSET", c->key, "user", g->user,
-             "renewed", c->when, "node", s->node, "method", g->method,
+             "renewed", c->when, "node", node, "method", g->method,
              "tls", c->tls, NULL });
     cmds_add(c, (const char *[]){ "HINCRBY", c->key, "logins", "1", NULL });
     cmds_add(c, (const char *[]){ "EXPIRE", c->key, c->ttl, NULL });
     cmds_add(c, (const char *[]){ "XADD", c->logkey, "MAXLEN", "~", c->maxlen,
              "*", "event", "grant", "addr", addr, "user", g->user,
-             "method", g->method, "tls", c->tls, "node", s->node,
+             "method", g->method, "tls", c->tls, "node", node,
              "ttl", c->ttl, NULL });
 }
 
@@ -204,6 +204,7 @@ static void retry_free(struct retry *rt)
 {
     free(rt->user);
     free(rt->method);
+    free(rt->node);
     free(rt);
 }
 
@@ -249,7 +250,8 @@ static void retry_arm(struct grant_store *gs)
 static void retry_one(struct grant_store *gs, struct retry *rt, uint64_t age_s)
 {
     struct put_req *pr = ab_calloc(1, sizeof(*pr));
-    struct grant_info g = { rt->addr, rt->user, rt->method, rt->tls };
+    struct grant_info g = { rt->addr, rt->user, rt->method, rt->tls,
+                            rt->node };
 
     pr->gs = gs;
     pr->retry = rt;
@@ -325,6 +327,7 @@ void grant_store_retry_later(struct grant_store *gs, const struct grant_info *g)
     rt->addr = g->addr;
     rt->user = ab_strdup(g->user);
     rt->method = ab_strdup(g->method);
+    rt->node = g->node ? ab_strdup(g->node) : NULL;
     rt->tls = g->tls;
     rt->login_time = (long long)time(NULL);
     rt->login_ms = ab_now_ms();

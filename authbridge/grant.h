@@ -34,6 +34,8 @@ struct grant_info {
     const char *user;
     const char *method;   /* USER, APOP, SASL-PLAIN, WHOSON, ADMIN */
     bool tls;
+    const char *node;     /* the login server, when not this program
+                           * (a Dovecot); NULL: the store's node */
 };
 
 struct grant_settings {

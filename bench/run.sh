@@ -12,7 +12,8 @@
 #                  authbridge/authbridge and bench/* (default: the repo)
 #   BENCH_SECONDS  length of one measured run (default 5)
 #   BENCH_RUNS     runs per figure, the median is reported (default 5)
-#   BENCH_ONLY     a subset of: login retr idle policy proxy
+#   BENCH_ONLY     a subset of: login retr idle policy proxy hooks
+#   BENCH_LOGINS   logins per run of the "hooks" figures (default 200)
 #   BENCH_RETR_CLIENTS  RETR client counts (default "1 4")
 #   BENCH_IDLE_CONNS    idle connections to hold (default 10000)
 #   BENCH_KEEP=1   keep the temporary folder (logs, configs)
@@ -25,7 +26,7 @@ AB_OUT=$(cd "${AB_OUT:-$REPO}" && pwd)
 BENCH=$AB_OUT/bench
 SECS=${BENCH_SECONDS:-5}
 RUNS=${BENCH_RUNS:-5}
-ONLY=${BENCH_ONLY:-login retr idle policy proxy}
+ONLY=${BENCH_ONLY:-login retr idle policy proxy hooks}
 RETR_CLIENTS=${BENCH_RETR_CLIENTS:-1 4}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
 
@@ -82,6 +83,23 @@ if wants policy || wants proxy; then
     else
         say ""
         say "== smtpgate: $AB_OUT/smtpgate/smtpgate is not built; its benchmarks are skipped"
+    fi
+fi
+
+# The login hooks of issue 11 (Dovecot's auth policy and post-login
+# script, authbridge postlogin): bench/hooks.py sets up its own Redis,
+# smtpgate and Dovecots with the test harness.
+bench_hooks() {
+    say ""
+    say "== login hooks: OK -> grant visible (negative: grant first), cost per login"
+    BENCH_RUNS=$RUNS AB_OUT=$AB_OUT /usr/bin/python3 "$REPO/bench/hooks.py"
+}
+if wants hooks; then
+    if [ -x /usr/sbin/dovecot ] && [ -x "$AB_OUT/smtpgate/smtpgate" ]; then
+        timed bench_hooks
+    else
+        say ""
+        say "== login hooks: needs dovecot and smtpgate; skipped"
     fi
 fi
 

@@ -4,14 +4,16 @@
 # Otherwise: print that line and fail, so nothing half-works.
 set -eu
 
-# The last two lines: man page lint, unit checks, the fail2ban filter's
-# test (make check); Debian packages and their install test (make deb,
-# make deb-test).
+# mandoc...: man page lint, unit checks, the fail2ban filter's test
+# (make check); debhelper...: Debian packages and their install test (make
+# deb, make deb-test); dovecot...: the POP3/IMAP servers and ucspi chains
+# whose logins become grants (make check).
 PKGS="build-essential pkg-config libevent-dev libssl-dev libhiredis-dev
 libcrypt-dev libcmocka-dev libinih-dev redis-server redis-tools
 python3 python3-pytest python3-redis curl fetchmail swaks postfix openssl
 mandoc systemd fail2ban iproute2
-debhelper dpkg-dev fakeroot lintian mmdebstrap"
+debhelper dpkg-dev fakeroot lintian mmdebstrap
+dovecot-pop3d dovecot-imapd ucspi-tcp"
 
 missing=""
 for p in $PKGS; do

@@ -312,7 +312,7 @@ static void lock_refresh(evutil_socket_t fd, short what, void *arg)
 static void grant_done(enum grant_status st, void *arg)
 {
     struct session *s = arg;
-    struct grant_info g = { s->peer, s->user, s->method, false };
+    struct grant_info g = { s->peer, s->user, s->method, false, NULL };
     char tls[96];
 
     s->pending--;
@@ -361,7 +361,8 @@ static void login_enter(struct session *s, const char *user, const char *method,
     evtimer_del(s->login_deadline);
     s->timer_lock = event_new(s->srv->base, -1, EV_PERSIST, lock_refresh, s);
     evtimer_add(s->timer_lock, &every);
-    g = (struct grant_info){ s->peer, s->user, method, conn_is_tls(s->conn) };
+    g = (struct grant_info){ s->peer, s->user, method, conn_is_tls(s->conn),
+                             NULL };
     s->pending++;
     grant_store_put(s->srv->svc.grants, &g, grant_done, s);
 }

@@ -23,6 +23,7 @@ struct decisions;
 struct daemon_stop;
 struct daemon_signals;
 struct notify;
+struct dovecot;
 struct event;
 struct event_base;
 
@@ -45,6 +46,7 @@ struct gate {
     struct decisions *decisions;       /* the Redis decisions stream */
     struct log_limit refused_log;      /* connection_refused lines */
     struct notify *notify;             /* NULL unless under systemd */
+    struct dovecot *dovecot;           /* NULL without dovecot_listen */
 };
 
 /* Listener kinds. */
@@ -53,6 +55,7 @@ enum {
     GATE_LISTEN_SMTPS,                 /* implicit TLS, RFC 8314 */
     GATE_LISTEN_POLICY,
     GATE_LISTEN_WHOSON,
+    GATE_LISTEN_DOVECOT,
 };
 
 #endif

@@ -172,5 +172,51 @@
  * queue without end (3-byte requests, 40-byte answers). */
 #define REQ_OUT_HIGH (4 * 1024)
 
+/* ---- the Dovecot door (HTTP/1.1: auth policy requests, event posts) ---- */
+
+/* Dovecot's HTTP client sends ~7 header lines of well under 200 octets
+ * (Host, Date, User-Agent, Content-Length, Connection, Content-Type, the
+ * API header or Authorization). A header block over these caps is not
+ * from Dovecot: 431, then close. */
+#define HTTP_HEAD_MAX    8192
+#define HTTP_LINE_MAX    1024
+#define HTTP_HEADERS_MAX 32
+
+/* A policy request is ~250 octets with the README's attributes; an
+ * imap_command_finished event ~600, more with a long command argument
+ * (cmd_args holds the command line, which Dovecot caps at
+ * imap_max_line_length, 64 KB by default). Over the cap: 413 and close;
+ * an event lost that way costs nothing, the next command renews. */
+#define HTTP_BODY_MAX    (16 * 1024)
+
+/* The JSON of a body: Dovecot's attributes nest one level per '/' in a
+ * key ("a/b="), events two (fields/...). Members counted after
+ * flattening; the request's few are far below these. */
+#define JSON_DEPTH_MAX   8
+#define JSON_MEMBERS_MAX 64
+#define JSON_PATH_MAX    128
+
+/* Concurrent connections: Dovecot's auth process keeps up to 100 to its
+ * policy server (http_client max_parallel_connections), the stats
+ * process a few for the event exporter; one Dovecot host may use them
+ * all, and a cluster has several hosts. */
+#define DOVECOT_CONNS_MAX          4096
+#define DOVECOT_CONNS_PER_ADDR_MAX 512
+
+/* Idle keep-alive connection: Dovecot closes its own after 10 s
+ * (max_idle_time_msecs); ours is a backstop, and also ends a peer that
+ * stops reading its answers. */
+#define DOVECOT_IDLE_S 60
+
+/* IMAP session renewals: one grant write per address per interval
+ * (a minute, or grant.ttl/3 when shorter), remembered in a fixed table
+ * (a power of two) of this many addresses; a busy table forgets its
+ * oldest entries, which costs an early renewal, never a missed one. At
+ * most this many renewals wait for Redis at once; events beyond are
+ * answered and dropped (the session's next command renews). */
+#define RENEW_EVERY_MAX_MS  60000
+#define RENEW_SLOTS         32768
+#define RENEW_INFLIGHT_MAX  1024
+
 
 #endif

@@ -1,6 +1,7 @@
 /*
  * smtpgate: relay decisions from POP3 grants, behind three front doors
- * (an SMTP gate in front of the MTA, a Postfix policy service, WHOSON).
+ * (an SMTP gate in front of the MTA, a Postfix policy service, WHOSON),
+ * and grants from Dovecot logins (its auth policy and event posts).
  *
  * Start-up: read and check the configuration (all errors, then refuse),
  * bind, read the user file, drop privileges, connect to Redis (in the
@@ -10,6 +11,7 @@
  * progress (a DATA) finish, and closes every session with 421.
  */
 #include "smtpgate/decisions.h"
+#include "smtpgate/dovecot.h"
 #include "smtpgate/downstream.h"
 #include "smtpgate/gate.h"
 #include "smtpgate/limits.h"
@@ -231,7 +233,9 @@ static int open_listeners(struct gate *g)
            add_list(g, &sc->d.listen_tls, GATE_LISTEN_SMTPS,
                     smtp_session_accept) |
            add_list(g, &sc->policy_listen, GATE_LISTEN_POLICY, policy_accept) |
-           add_list(g, &sc->whoson_listen, GATE_LISTEN_WHOSON, whoson_accept);
+           add_list(g, &sc->whoson_listen, GATE_LISTEN_WHOSON, whoson_accept) |
+           add_list(g, &sc->dovecot_listen, GATE_LISTEN_DOVECOT,
+                    dovecot_accept);
 }
 
 static void free_all(struct gate *g)
@@ -245,6 +249,7 @@ static void free_all(struct gate *g)
     reqdoor_free(g->policy_door);     /* must still be there */
     reqdoor_free(g->whoson_door);
     decisions_free(g->decisions);
+    dovecot_free(g->dovecot);
     ds_free_all();
     services_free(&g->svc);
     if (g->tls)
@@ -276,6 +281,8 @@ static int setup(struct gate *g, const struct daemon_opts *o)
     g->signals = daemon_signals_new(g->base, on_signal, g);
     g->policy_door = policy_door_new();
     g->whoson_door = whoson_door_new();
+    if (g->sc->dovecot_listen.n > 0)
+        g->dovecot = dovecot_new(g);
     if (open_listeners(g) < 0 ||
         services_load_users(&g->svc, g->base, &g->sc->d) < 0)
         return -1;
@@ -317,8 +324,9 @@ int main(int argc, char **argv)
     if (setup(&g, &o) < 0)
         return 1;
     log_info("event=started smtp=%zu smtps=%zu policy=%zu whoson=%zu "
-             "downstream=%s redis=%s", g.sc->d.listen.n, g.sc->d.listen_tls.n,
-             g.sc->policy_listen.n, g.sc->whoson_listen.n,
+             "dovecot=%zu downstream=%s redis=%s", g.sc->d.listen.n,
+             g.sc->d.listen_tls.n, g.sc->policy_listen.n,
+             g.sc->whoson_listen.n, g.sc->dovecot_listen.n,
              g.sc->downstream.family ? g.sc->downstream.text : "none",
              g.conf->redis.sentinels.n ? "sentinel" :
              g.conf->redis.address.text);

@@ -327,6 +327,15 @@ void reqconn_reply(struct reqconn *rc, const char *data, size_t len)
         process(rc);
 }
 
+void reqconn_reply_close(struct reqconn *rc, const char *data, size_t len)
+{
+    /* As if the peer had ended its input after this request: the answer
+     * is written, then process() closes. */
+    rc->len = rc->cur_used;
+    rc->eof = true;
+    reqconn_reply(rc, data, len);
+}
+
 void reqconn_close(struct reqconn *rc)
 {
     rc->busy = false;

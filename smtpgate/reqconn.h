@@ -90,6 +90,11 @@ struct reqconn *reqconn_accept(struct reqdoor *d, struct event_base *base,
  * left meanwhile): do not touch it afterwards. */
 void reqconn_reply(struct reqconn *rc, const char *data, size_t len);
 
+/* The last answer (a request that cannot be read, or HTTP's
+ * "Connection: close"): written, then the connection closes; nothing
+ * more is read. Same rule. */
+void reqconn_reply_close(struct reqconn *rc, const char *data, size_t len);
+
 /* Instead of an answer (a broken request): close. Same rule. */
 void reqconn_close(struct reqconn *rc);
 

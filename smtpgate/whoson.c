@@ -140,7 +140,7 @@ static void change_cb(enum grant_status st, void *arg)
 static void start(struct whoson_conn *wc, const struct whoson_req *r)
 {
     struct grant_store *gs = wc->g->svc.grants;
-    struct grant_info gi = { r->addr, wc->user, "WHOSON", false };
+    struct grant_info gi = { r->addr, wc->user, "WHOSON", false, NULL };
 
     addr_format(&r->addr, wc->addr_text);
     snprintf(wc->user, sizeof(wc->user), "%s", r->user ? r->user : "");

@@ -196,7 +196,7 @@ static void get_cb(enum grant_status st, const char *user, long long ttl,
 static void put(struct batch *b, unsigned i)
 {
     char user[32];
-    struct grant_info g = { addr_n(i), user, "USER", false };
+    struct grant_info g = { addr_n(i), user, "USER", false, NULL };
 
     snprintf(user, sizeof(user), "u%u", i);
     in_call = true;
@@ -426,7 +426,7 @@ static void check_store_recovers(const char *phase)
 /* A put that failed is queued and lands by itself when Redis returns. */
 static void check_retry_later_lands(void)
 {
-    struct grant_info g = { addr_n(50000), "late", "APOP", true };
+    struct grant_info g = { addr_n(50000), "late", "APOP", true, NULL };
     struct call c;
     uint64_t start;
 
@@ -467,7 +467,7 @@ static bool put_in_flight(void *arg)
  */
 static void check_full_retry_queue_drops_safely(void)
 {
-    struct grant_info g = { addr_n(60000), "first", "USER", false };
+    struct grant_info g = { addr_n(60000), "first", "USER", false, NULL };
     uint64_t start;
 
     action("pause");              /* connected, but nothing is answered */

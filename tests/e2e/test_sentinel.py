@@ -12,7 +12,8 @@ import time
 import pytest
 import redis
 
-from conftest import REDIS_SERVER, Cli, free_port, wait_until, write_config
+from conftest import (REDIS_SERVER, Cli, free_port, program, wait_until,
+                      write_config)
 from pop3_harness import Pop3d
 
 MASTER = "mymaster"
@@ -165,6 +166,17 @@ def test_admin_command_finds_the_master(cluster, tmp_path):
     assert out.returncode == 0, out.stderr
     master = redis.Redis(port=cluster.master_port, decode_responses=True)
     assert master.hget("authbridge:grant:192.0.2.9", "user") == "carol"
+
+
+def test_postlogin_finds_the_master(cluster, tmp_path):
+    conf = write_config(tmp_path / "p.conf", sentinel_sections(cluster))
+    out = subprocess.run([str(program("authbridge/authbridge")), "-c",
+                          str(conf), "postlogin", "/bin/echo", "ran"],
+                         env={"IP": "192.0.2.77", "USER": "alice"},
+                         capture_output=True, text=True, timeout=20)
+    assert out.returncode == 0 and out.stdout == "ran\n", out.stderr
+    master = redis.Redis(port=cluster.master_port, decode_responses=True)
+    assert master.hget("authbridge:grant:192.0.2.77", "method") == "POSTLOGIN"
 
 
 def test_no_sentinel_answers_gives_a_clear_error(tmp_path):

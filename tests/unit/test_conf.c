@@ -810,7 +810,42 @@ static void smtpgate_needs_some_listener(void **state)
     (void)state;
     expect_required("[smtpgate]\nlisten =\n", conf_require_smtpgate,
                     "[smtpgate] needs at least one of listen, listen_tls, "
-                    "policy_listen, whoson_listen", NULL);
+                    "policy_listen, whoson_listen, dovecot_listen", NULL);
+}
+
+static void smtpgate_dovecot_door_needs_a_long_enough_key(void **state)
+{
+    (void)state;
+    expect_required("[smtpgate]\nlisten =\ndovecot_listen = 127.0.0.1:10033\n"
+                    "dovecot_api_key = 0123456789abcdef\n",
+                    conf_require_smtpgate, NULL);
+    expect_required("[smtpgate]\nlisten =\ndovecot_listen = 127.0.0.1:10033\n",
+                    conf_require_smtpgate, "[smtpgate] dovecot_listen needs "
+                    "dovecot_api_key (16 characters or more)", NULL);
+    expect_required("[smtpgate]\nlisten =\ndovecot_listen = 127.0.0.1:10033\n"
+                    "dovecot_api_key = 0123456789abcde\n",
+                    conf_require_smtpgate, "[smtpgate] dovecot_listen needs "
+                    "dovecot_api_key (16 characters or more)", NULL);
+    expect_required("[smtpgate]\nlisten =\ndovecot_listen = 127.0.0.1:10033\n"
+                    "dovecot_api_key = 0123456789abcdef@x\n",
+                    conf_require_smtpgate, "[smtpgate] dovecot_api_key: only "
+                    "letters, digits and - . _ ~ (it goes into a URL)", NULL);
+}
+
+static void smtpgate_dovecot_protocols_default_to_pop3_and_imap(void **state)
+{
+    struct ab_conf *c = load_ok("[smtpgate]\n");
+
+    (void)state;
+    assert_int_equal(c->smtpgate.dovecot_protocols.n, 2);
+    assert_string_equal(c->smtpgate.dovecot_protocols.v[0], "pop3");
+    assert_string_equal(c->smtpgate.dovecot_protocols.v[1], "imap");
+    assert_int_equal(c->smtpgate.dovecot_listen.n, 0);
+    conf_free(c);
+    c = load_ok("[smtpgate]\ndovecot_protocols = IMAP\n");
+    assert_int_equal(c->smtpgate.dovecot_protocols.n, 1);
+    assert_string_equal(c->smtpgate.dovecot_protocols.v[0], "imap");
+    conf_free(c);
 }
 
 static void smtpgate_listen_needs_downstream(void **state)
@@ -874,6 +909,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(smtpgate_with_listen_and_downstream_is_complete),
         cmocka_unit_test(smtpgate_policy_service_alone_needs_no_downstream),
         cmocka_unit_test(smtpgate_needs_some_listener),
+        cmocka_unit_test(smtpgate_dovecot_door_needs_a_long_enough_key),
+        cmocka_unit_test(smtpgate_dovecot_protocols_default_to_pop3_and_imap),
         cmocka_unit_test(smtpgate_listen_needs_downstream),
         cmocka_unit_test(smtpgate_listen_tls_needs_cert_and_key),
         cmocka_unit_test(smtpgate_tls_cert_without_key_is_refused),

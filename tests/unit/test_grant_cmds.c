@@ -125,7 +125,8 @@ static void key_with_longest_prefix_and_address_fits(void **state)
 static void put_is_five_commands_on_the_grant_key_and_the_log(void **state)
 {
     struct grant_cmds c;
-    struct grant_info g = { addr_of("203.0.113.7"), "alice", "USER", true };
+    struct grant_info g = { addr_of("203.0.113.7"),
+                            "alice", "USER", true, NULL };
 
     (void)state;
     grant_cmds_put(&c, &settings, &g, 1700000000LL, 1800);
@@ -137,7 +138,8 @@ static void put_is_five_commands_on_the_grant_key_and_the_log(void **state)
 static void put_keeps_since_of_an_existing_grant(void **state)
 {
     struct grant_cmds c;
-    struct grant_info g = { addr_of("203.0.113.7"), "alice", "USER", true };
+    struct grant_info g = { addr_of("203.0.113.7"),
+                            "alice", "USER", true, NULL };
 
     (void)state;
     grant_cmds_put(&c, &settings, &g, 1700000000LL, 1800);
@@ -148,7 +150,8 @@ static void put_keeps_since_of_an_existing_grant(void **state)
 static void put_sets_user_renewed_node_method_tls(void **state)
 {
     struct grant_cmds c;
-    struct grant_info g = { addr_of("203.0.113.7"), "alice", "USER", true };
+    struct grant_info g = { addr_of("203.0.113.7"),
+                            "alice", "USER", true, NULL };
 
     (void)state;
     grant_cmds_put(&c, &settings, &g, 1700000000LL, 1800);
@@ -160,7 +163,8 @@ static void put_sets_user_renewed_node_method_tls(void **state)
 static void put_counts_logins_and_sets_the_ttl(void **state)
 {
     struct grant_cmds c;
-    struct grant_info g = { addr_of("203.0.113.7"), "alice", "USER", true };
+    struct grant_info g = { addr_of("203.0.113.7"),
+                            "alice", "USER", true, NULL };
 
     (void)state;
     grant_cmds_put(&c, &settings, &g, 1700000000LL, 1800);
@@ -172,7 +176,8 @@ static void put_counts_logins_and_sets_the_ttl(void **state)
 static void put_appends_a_capped_grant_log_entry(void **state)
 {
     struct grant_cmds c;
-    struct grant_info g = { addr_of("203.0.113.7"), "alice", "USER", true };
+    struct grant_info g = { addr_of("203.0.113.7"),
+                            "alice", "USER", true, NULL };
 
     (void)state;
     grant_cmds_put(&c, &settings, &g, 1700000000LL, 1800);
@@ -185,7 +190,8 @@ static void put_appends_a_capped_grant_log_entry(void **state)
 static void put_uses_the_ttl_argument_not_the_setting(void **state)
 {
     struct grant_cmds c;
-    struct grant_info g = { addr_of("203.0.113.7"), "bob", "ADMIN", false };
+    struct grant_info g = { addr_of("203.0.113.7"),
+                            "bob", "ADMIN", false, NULL };
 
     (void)state;
     grant_cmds_put(&c, &settings, &g, 5, 7);
@@ -198,7 +204,8 @@ static void put_uses_the_ttl_argument_not_the_setting(void **state)
 static void put_without_tls_writes_zero(void **state)
 {
     struct grant_cmds c;
-    struct grant_info g = { addr_of("203.0.113.7"), "bob", "APOP", false };
+    struct grant_info g = { addr_of("203.0.113.7"),
+                            "bob", "APOP", false, NULL };
 
     (void)state;
     grant_cmds_put(&c, &settings, &g, 1, 60);
@@ -210,7 +217,8 @@ static void put_for_ipv6_with_prefix_writes_the_network_key(void **state)
 {
     struct grant_settings s = settings;
     struct grant_cmds c;
-    struct grant_info g = { addr_of("2001:db8:1:2::99"), "carol", "USER", false };
+    struct grant_info g = { addr_of("2001:db8:1:2::99"), "carol", "USER", false,
+                            NULL };
 
     (void)state;
     s.ipv6_prefix = 64;
@@ -219,6 +227,20 @@ static void put_for_ipv6_with_prefix_writes_the_network_key(void **state)
     for (int i = 0; i < 4; i++)
         assert_string_equal(c.cmd[i].argv[1], "ab:grant:2001:db8:1:2::/64");
     assert_string_equal(c.cmd[4].argv[9], "2001:db8:1:2::/64");
+}
+
+static void put_names_the_login_server_when_given_a_node(void **state)
+{
+    struct grant_cmds c;
+    struct grant_info g = { addr_of("203.0.113.7"), "alice", "IMAP-PLAIN",
+                            false, "dovecot1" };
+
+    (void)state;
+    grant_cmds_put(&c, &settings, &g, 1, 60);
+    expect_argv(&c.cmd[1], "HSET", "ab:grant:203.0.113.7", "user", "alice",
+                "renewed", "1", "node", "dovecot1", "method", "IMAP-PLAIN",
+                "tls", "0", NULL);
+    assert_string_equal(c.cmd[4].argv[c.cmd[4].argc - 3], "dovecot1");
 }
 
 /* ---- the commands of a revocation ----------------------------------------- */
@@ -254,6 +276,7 @@ int main(void)
         cmocka_unit_test(put_uses_the_ttl_argument_not_the_setting),
         cmocka_unit_test(put_without_tls_writes_zero),
         cmocka_unit_test(put_for_ipv6_with_prefix_writes_the_network_key),
+        cmocka_unit_test(put_names_the_login_server_when_given_a_node),
         cmocka_unit_test(revoke_deletes_the_key_and_logs_who_revoked),
     };
 
