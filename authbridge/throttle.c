@@ -1,6 +1,7 @@
 #include "throttle.h"
 #include "conf.h"
 #include "grant.h"
+#include "metrics.h"
 #include "redis.h"
 #include "util.h"
 
@@ -166,6 +167,9 @@ static void check_reply(redisReply *r, void *arg)
                             int_of(r->element[1]) - 1, &delay);
         counted = true;
     }
+    if (v == THROTTLE_BLOCK_ADDR || v == THROTTLE_BLOCK_USER)
+        metric_inc(&metric_throttle_blocks,
+                   v == THROTTLE_BLOCK_ADDR ? "address" : "user", NULL);
     q->cb(v, delay, counted, q->arg);
     free(q);
 }

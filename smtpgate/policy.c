@@ -12,6 +12,7 @@
  * the service's throughput, to repeat what Postfix and the stream say.
  */
 #include "smtpgate/policy.h"
+#include "smtpgate/counters.h"
 #include "smtpgate/gate.h"
 #include "smtpgate/limits.h"
 #include "smtpgate/relay.h"
@@ -168,6 +169,7 @@ static void grant_cb(enum grant_status st, const char *user, long long ttl,
         break;
     default:
         /* No grant: Postfix decides (and logs what it decides). */
+        metric_inc(&gate_decisions, "policy", "none");
         log_info("event=rcpt via=policy sid=%s client=%s helo=%s sender=%s "
                  "rcpt=%s path=none action=DUNNO", pc->sid, pc->client_text,
                  log_esc(pc->helo), log_esc(pc->sender), log_esc(pc->rcpt));

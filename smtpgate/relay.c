@@ -1,4 +1,5 @@
 #include "smtpgate/relay.h"
+#include "smtpgate/counters.h"
 #include "smtpgate/decisions.h"
 #include "smtpgate/gate.h"
 #include "smtpgate/sendermap.h"
@@ -93,6 +94,7 @@ void relay_record(struct gate *g, const struct relay_query *q,
 {
     const char *u = user ? user : q->auth_user;
 
+    metric_inc(&gate_decisions, q->via, relay_path_name(path));
     log_msg(prio, "event=rcpt via=%s sid=%s client=%s helo=%s sender=%s rcpt=%s "
             "path=%s user=%s why=%s", q->via, q->sid, q->client_text,
             log_esc(q->helo), log_esc(q->sender), log_esc(q->rcpt),

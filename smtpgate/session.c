@@ -8,6 +8,7 @@
  * verb reads better than one table per state repeating them.
  */
 #include "smtpgate/session.h"
+#include "smtpgate/counters.h"
 #include "smtpgate/downstream.h"
 #include "smtpgate/gate.h"
 
@@ -631,6 +632,8 @@ void smtp_session_accept(evutil_socket_t fd, struct sockaddr *sa,
     enum cap_result cap;
 
     (void)len;
+    metric_inc(&gate_connections, kind == GATE_LISTEN_SMTPS ? "smtps" : "smtp",
+               NULL);
     if (g->stopping || addr_from_sockaddr(sa, &peer) < 0) {
         close(fd);
         return;
