@@ -22,6 +22,14 @@
 /* accept() out of descriptors: pause the listener this long. */
 #define METRICS_EMFILE_PAUSE_MS    100
 
+/* ---- authbridge stats (cli_log.c) ---------------------------------------
+ * A policy service entry is Postfix asking about a recipient the gate
+ * already let through (the same client address and TCP port, passed by
+ * XCLIENT, and the same recipient) only this soon after the gate's own:
+ * the gate asks the MTA at once, or after connecting to it (at most
+ * downstream_timeout, 300 s by default). Ports are reused, much later. */
+#define STATS_ECHO_WINDOW_MS       (600 * 1000)
+
 /* ---- authbridge why (cli_why.c) ----------------------------------------
  * The history of an address and its user is read newest first from each
  * stream (XREVRANGE ... COUNT), at most this many entries per stream, so

@@ -27,16 +27,25 @@ struct sample {
 static void write_entry(struct decisions *d, const struct decision *e,
                         unsigned count)
 {
+    /* Optional fields, packed to the front: a NULL name ends the list. */
+    const char *opt[4] = { NULL, NULL, NULL, NULL };
     char n[16];
+    int o = 0;
 
     snprintf(n, sizeof(n), "%u", count);
+    if (e->port != NULL && e->port[0] != '\0') {
+        opt[o++] = "port";
+        opt[o++] = e->port;
+    }
+    if (count > 1) {              /* it stands for several */
+        opt[o++] = "count";
+        opt[o++] = n;
+    }
     grant_store_log_decision(d->gs, e->event, "via", e->via, "sid", e->sid,
                              "client", e->client, "helo", e->helo,
                              "sender", e->sender, "rcpt", e->rcpt,
                              "path", e->path, "user", e->user,
-                             /* "count" only when it stands for several:
-                              * else the list ends here */
-                             count > 1 ? "count" : NULL, n, NULL);
+                             opt[0], opt[1], opt[2], opt[3], NULL);
 }
 
 static void decision_clear(struct decision *e)
@@ -50,6 +59,7 @@ static void decision_clear(struct decision *e)
     free((char *)e->rcpt);
     free((char *)e->path);
     free((char *)e->user);
+    free((char *)e->port);
     memset(e, 0, sizeof(*e));
 }
 
@@ -65,6 +75,7 @@ static void decision_copy(struct decision *dst, const struct decision *src)
     dst->rcpt = ab_strdup(src->rcpt);
     dst->path = ab_strdup(src->path);
     dst->user = ab_strdup(src->user);
+    dst->port = ab_strdup(src->port ? src->port : "");
 }
 
 static void sample_free(void *p)

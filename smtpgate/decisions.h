@@ -24,6 +24,7 @@ struct decisions;
 struct decision {
     const char *event;            /* relay-allowed, relay-denied, ... */
     const char *via, *sid, *client, *helo, *sender, *rcpt, *path, *user;
+    const char *port;             /* the client's TCP port; "" if unknown */
 };
 
 struct decisions *decisions_new(struct event_base *base,

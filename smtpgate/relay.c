@@ -7,6 +7,7 @@
 #include "authbridge/log.h"
 #include "authbridge/util.h"
 
+#include <stdio.h>
 #include <string.h>
 
 enum relay_path relay_decide_now(const struct smtpgate_conf *sc,
@@ -102,10 +103,14 @@ void relay_record(struct gate *g, const struct relay_query *q,
     /* Local deliveries are inbound mail, not relays: the log line only. */
     if (path == RELAY_LOCAL)
         return;
+    char port[12] = "";
+    if (q->client_port != 0)
+        snprintf(port, sizeof(port), "%u", q->client_port);
     const struct decision d = {
         .event = stream_event(path), .via = q->via, .sid = q->sid,
         .client = q->client_text, .helo = q->helo, .sender = q->sender,
         .rcpt = q->rcpt, .path = relay_path_name(path), .user = u ? u : "",
+        .port = port,
     };
     /* Anyone can be refused, as often as they like: refusals are sampled
      * per address so that they cannot flood the stream. */

@@ -179,7 +179,7 @@ struct ds *smtp_downstream(struct smtp_session *s)
 {
     struct ds_client ci = {
         .sid = s->sid, .addr = &s->peer, .addr_text = s->peer_text,
-        .helo = s->helo, .esmtp = s->esmtp, .login = s->auth_user,
+        .port = s->peer_port, .helo = s->helo, .esmtp = s->esmtp, .login = s->auth_user,
     };
 
     if (s->ds != NULL && !ds_usable(s->ds)) {
@@ -645,6 +645,10 @@ void smtp_session_accept(evutil_socket_t fd, struct sockaddr *sa,
     }
     /* conn_new turns Nagle off: pipelined replies are small writes. */
     s = session_new(g, &peer, text);
+    s->peer_port = sa->sa_family == AF_INET6 ?
+        ntohs(((const struct sockaddr_in6 *)sa)->sin6_port) :
+        sa->sa_family == AF_INET ?
+        ntohs(((const struct sockaddr_in *)sa)->sin_port) : 0;
     s->conn = conn_new(g->base, fd, sa, kind == GATE_LISTEN_SMTPS ? g->tls : NULL,
                        &session_ops, s);
     if (s->conn == NULL) {
