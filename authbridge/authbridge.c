@@ -21,6 +21,9 @@ static void usage(FILE *f)
         "  revoke ADDR | --user USER     remove grants; prints how many\n"
         "  watch                         follow grants and decisions live\n"
         "  stats                         live grants, grants and decisions counted\n"
+        "  why ADDR [--from S] [--rcpt R] [--json]\n"
+        "                                what smtpgate would decide for ADDR, and why\n"
+        "                                (exit 1: it would refuse)\n"
         "  -c FILE  configuration (default " CLI_DEFAULT_CONF ")\n"
         "  -t       check the configuration and exit\n");
 }
@@ -31,6 +34,7 @@ static const struct verb {
 } verbs[] = {
     { "list", cmd_list },   { "show", cmd_show },   { "grant", cmd_grant },
     { "revoke", cmd_revoke }, { "watch", cmd_watch }, { "stats", cmd_stats },
+    { "why", cmd_why },
 };
 
 int main(int argc, char **argv)
