@@ -204,7 +204,8 @@ static char *echo_key(const redisReply *f)
 static void seen_push(struct seen *s, long long ms)
 {
     if (s->first + s->n == s->cap) {
-        memmove(s->ms, s->ms + s->first, s->n * sizeof(*s->ms));
+        if (s->first > 0)
+            memmove(s->ms, s->ms + s->first, s->n * sizeof(*s->ms));
         s->first = 0;
         if (s->n == s->cap) {
             s->cap = s->cap ? s->cap * 2 : 2;

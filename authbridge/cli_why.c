@@ -226,7 +226,7 @@ typedef void entry_fn(struct why *w, long long ms, const redisReply *f);
 static long long scan_newest(redisContext *c, const char *key, struct why *w,
                              entry_fn *fn)
 {
-    char end[80] = "+", count[16];
+    char end[80] = "+", count[24];
     long long seen = 0;
 
     while (seen < WHY_SCAN_MAX) {
