@@ -91,7 +91,9 @@ $(LIB): $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
-$(CLI): $(CLI_OBJ) $(LIB)
+# `why` links smtpgate's decision code (relay.c, rcpt.c, sendermap.c):
+# the rules live in one place. The archive gives only what is used.
+$(CLI): $(CLI_OBJ) $(GATE_CORE) $(LIB)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 
 $(POP3D): $(POP3D_OBJ) $(LIB)

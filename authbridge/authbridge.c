@@ -23,6 +23,9 @@ static void usage(FILE *f)
         "  stats                         live grants, grants and decisions counted\n"
         "  postlogin PROG [ARG...]       grant the login in the environment, then\n"
         "                                exec PROG (always)\n"
+        "  why ADDR [--from S] [--rcpt R] [--json]\n"
+        "                                what smtpgate would decide for ADDR, and why\n"
+        "                                (exit 1: it would refuse)\n"
         "  -c FILE  configuration (default " CLI_DEFAULT_CONF ")\n"
         "  -t       check the configuration and exit\n");
 }
@@ -36,6 +39,7 @@ static const struct verb {
     { "grant", cmd_grant, false },   { "revoke", cmd_revoke, false },
     { "watch", cmd_watch, false },   { "stats", cmd_stats, false },
     { "postlogin", cmd_postlogin, true },
+    { "why", cmd_why, false },
 };
 
 static const struct verb *verb_named(const char *name)

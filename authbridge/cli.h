@@ -3,8 +3,9 @@
  * them reading and writing the daemons' Redis schema with synchronous
  * hiredis (fine for a command; the daemons are asynchronous).
  *
- * Exit status, for every verb: 0 done, 1 nothing found, 2 bad usage or
- * configuration, 3 Redis unreachable or failing.
+ * Exit status, for every verb: 0 done, 1 nothing found (why: smtpgate
+ * would refuse), 2 bad usage or configuration, 3 Redis unreachable or
+ * failing.
  */
 #ifndef AB_CLI_H
 #define AB_CLI_H
@@ -52,6 +53,10 @@ struct rows {
     size_t n;
 };
 
+/* A row from HGETALL + TTL replies of key; false when there is no grant. */
+bool grant_row_from(struct grant_row *row, const char *key,
+                    const redisReply *h, const redisReply *ttl);
+void grant_row_free(struct grant_row *g);
 /* Every live grant (SCAN + HGETALL + TTL). */
 void scan_grants(redisContext *c, struct rows *out);
 void rows_free(struct rows *r);
@@ -80,5 +85,6 @@ int cmd_watch(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 /* Runs also when the configuration cannot be loaded (cli_conf NULL). */
 int cmd_postlogin(int argc, char **argv);
+int cmd_why(int argc, char **argv);
 
 #endif

@@ -51,7 +51,7 @@ static char *field_str(const redisReply *h, const char *name)
 }
 
 /* Fill a row from HGETALL + TTL replies; false when the grant vanished. */
-static bool row_from(struct grant_row *row, const char *key,
+bool grant_row_from(struct grant_row *row, const char *key,
                      const redisReply *h, const redisReply *ttl)
 {
     if (h->type != REDIS_REPLY_ARRAY || h->elements == 0 ||
@@ -78,7 +78,7 @@ static void rows_add_batch(redisContext *c, redisReply *keys, struct rows *out)
     for (size_t i = 0; i < keys->elements; i++) {
         redisReply *h = reply_or_die(c), *t = reply_or_die(c);
         out->v = ab_realloc(out->v, (out->n + 1) * sizeof(*out->v));
-        if (row_from(&out->v[out->n], keys->element[i]->str, h, t))
+        if (grant_row_from(&out->v[out->n], keys->element[i]->str, h, t))
             out->n++;
         freeReplyObject(h);
         freeReplyObject(t);
@@ -110,7 +110,7 @@ static int row_cmp(const void *a, const void *b)
                   ((const struct grant_row *)b)->addr);
 }
 
-static void row_free(struct grant_row *g)
+void grant_row_free(struct grant_row *g)
 {
     free(g->addr);
     free(g->user);
@@ -121,7 +121,7 @@ static void row_free(struct grant_row *g)
 void rows_free(struct rows *r)
 {
     for (size_t i = 0; i < r->n; i++)
-        row_free(&r->v[i]);
+        grant_row_free(&r->v[i]);
     free(r->v);
 }
 
@@ -241,7 +241,7 @@ int cmd_show(int argc, char **argv)
     redisAppendCommand(c, "TTL %s", key);
     h = reply_or_die(c);
     t = reply_or_die(c);
-    if (!row_from(&g, key, h, t))
+    if (!grant_row_from(&g, key, h, t))
         die(EX_NONE, "no grant for %s", addr_of_key(key));
     row_make_safe(&g);
     printf("address: %s\nuser:    %s\nsince:   %s\nrenewed: %s\n"
@@ -250,7 +250,7 @@ int cmd_show(int argc, char **argv)
            fmt_time(g.since, t1, sizeof(t1)), fmt_time(g.renewed, t2, sizeof(t2)),
            g.node, g.method, g.tls ? "yes" : "no", g.logins, g.ttl,
            fmt_duration(g.ttl, left, sizeof(left)));
-    row_free(&g);
+    grant_row_free(&g);
     freeReplyObject(h);
     freeReplyObject(t);
     redisFree(c);

@@ -5,6 +5,8 @@
  * standing for N of them).
  */
 #include "authbridge/cli.h"
+#include "authbridge/hmap.h"
+#include "authbridge/limits.h"
 #include "authbridge/redis.h"
 #include "authbridge/util.h"
 
@@ -165,16 +167,114 @@ static const char *field(const redisReply *f, const char *name)
     return NULL;
 }
 
+/*
+ * One relay, counted once. A message the gate relays to a Postfix that
+ * asks the policy service is decided twice: by the gate at RCPT, then by
+ * the policy service for the same recipient, and both write
+ * relay-allowed. The gate passes the client's address and TCP port to
+ * Postfix (XCLIENT ADDR, PORT), Postfix passes them on (client_address,
+ * client_port), and both entries record them: a policy entry with the
+ * client, port and recipient of a gate entry shortly before it is that
+ * relay's echo. Entries without a port (other MTAs, XFORWARD, older
+ * entries) are never merged: a relay may be counted twice, never lost.
+ */
+struct echoes {
+    struct hmap *gate;            /* client|port|rcpt -> struct seen */
+    long long merged;
+};
+
+struct seen {
+    long long *ms;                /* the gate's entries, oldest first */
+    size_t first, n, cap;
+};
+
+static void seen_free(void *p)
+{
+    struct seen *s = p;
+
+    free(s->ms);
+    free(s);
+}
+
+/* "client|port|rcpt" (the recipient case-folded), or NULL. */
+static char *echo_key(const redisReply *f)
+{
+    const char *client = field(f, "client"), *port = field(f, "port"),
+               *rcpt = field(f, "rcpt");
+    char *key;
+
+    if (client == NULL || port == NULL || port[0] == '\0' || rcpt == NULL)
+        return NULL;
+    key = ab_malloc(strlen(client) + strlen(port) + strlen(rcpt) + 3);
+    sprintf(key, "%s|%s|%s", client, port, rcpt);
+    for (char *p = key; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p + 32);
+    return key;
+}
+
+static void seen_push(struct seen *s, long long ms)
+{
+    if (s->first + s->n == s->cap) {
+        if (s->first > 0)
+            memmove(s->ms, s->ms + s->first, s->n * sizeof(*s->ms));
+        s->first = 0;
+        if (s->n == s->cap) {
+            s->cap = s->cap ? s->cap * 2 : 2;
+            s->ms = ab_realloc(s->ms, s->cap * sizeof(*s->ms));
+        }
+    }
+    s->ms[s->first + s->n++] = ms;
+}
+
+/* True when a relay-allowed entry is the echo of one of the gate's. */
+static bool is_echo(struct echoes *ec, const redisReply *e)
+{
+    const redisReply *f = e->element[1];
+    const char *via = field(f, "via"), *event = field(f, "event");
+    long long ms = strtoll(e->element[0]->str, NULL, 10);
+    struct seen *s;
+    char *key;
+    bool echo = false;
+
+    if (ec == NULL || event == NULL || strcmp(event, "relay-allowed") != 0 ||
+        via == NULL || (key = echo_key(f)) == NULL)
+        return false;
+    s = hmap_get(ec->gate, key);
+    if (strcmp(via, "smtp") == 0) {
+        if (s == NULL)
+            hmap_put(ec->gate, key, s = ab_calloc(1, sizeof(*s)));
+        seen_push(s, ms);
+    } else if (strcmp(via, "policy") == 0 && s != NULL) {
+        while (s->n > 0 && ms - s->ms[s->first] > STATS_ECHO_WINDOW_MS) {
+            s->first++;
+            s->n--;
+        }
+        if (s->n > 0 && ms >= s->ms[s->first]) {
+            s->first++;
+            s->n--;
+            echo = true;
+            ec->merged++;
+        }
+    }
+    free(key);
+    return echo;
+}
+
 /* One entry: its event, as many times as it stands for (refusals are
  * sampled per address: one entry with "count=N" for N of them). */
-static void count_entry(const redisReply *f, struct tally *t)
+static void count_entry(const redisReply *e, struct echoes *ec,
+                        struct tally *t)
 {
+    const redisReply *f = e->element[1];
     const char *event = field(f, "event"), *count = field(f, "count");
     const char *path = field(f, "path"), *check = field(f, "check");
     long long times = count ? strtoll(count, NULL, 10) : 1;
 
     if (times <= 0)
         times = 1;
+    if (is_echo(ec, e))
+        return;
     if (path != NULL && strcmp(path, "sender_mismatch") == 0)
         t->mismatch[check != NULL && strcmp(check, "header") == 0] += times;
     for (size_t k = 0; k < t->n; k++)
@@ -185,8 +285,8 @@ static void count_entry(const redisReply *f, struct tally *t)
     t->other++;
 }
 
-static void count_stream(redisContext *c, const char *key, struct tally *tl,
-                         struct stream_total *t)
+static void count_stream(redisContext *c, const char *key, struct echoes *ec,
+                         struct tally *tl, struct stream_total *t)
 {
     char start[80] = "-", batch[16];
 
@@ -198,7 +298,7 @@ static void count_stream(redisContext *c, const char *key, struct tally *tl,
             const redisReply *e = r->element[i];
             if (t->entries++ == 0)
                 snprintf(t->first, sizeof(t->first), "%s", e->element[0]->str);
-            count_entry(e->element[1], tl);
+            count_entry(e, ec, tl);
         }
         if (r->elements < XRANGE_BATCH) {
             freeReplyObject(r);
@@ -237,6 +337,7 @@ int cmd_stats(int argc, char **argv)
     struct stream_total totals[NSTREAMS] = { { 0 } };
     struct rows rows = { 0 };
     struct tally tl = { counts, AB_ARRAY_LEN(counts), 0, { 0, 0 } };
+    struct echoes ec = { hmap_new(), 0 };
     redisContext *c;
 
     (void)argv;
@@ -246,7 +347,8 @@ int cmd_stats(int argc, char **argv)
     scan_grants(c, &rows);
     stream_keys(keys);
     for (int k = 0; k < NSTREAMS; k++)
-        count_stream(c, keys[k], &tl, &totals[k]);
+        count_stream(c, keys[k], k == STREAM_DECISIONS ? &ec : NULL, &tl,
+                     &totals[k]);
     printf("%-32s%zu\n", "live grants:", rows.n);
     print_total("log entries:", &totals[STREAM_LOG],
                 cli_conf->redis.log_maxlen);
@@ -264,6 +366,11 @@ int cmd_stats(int argc, char **argv)
     }
     if (tl.other)
         printf("  %-30s%lld\n", "other", tl.other);
+    if (ec.merged)
+        printf("  (%lld more entr%s: the MTA asking the policy service about "
+               "a relay the gate allowed, counted once)\n", ec.merged,
+               ec.merged == 1 ? "y" : "ies");
+    hmap_free(ec.gate, seen_free);
     rows_free(&rows);
     redisFree(c);
     return EX_OK;

@@ -83,6 +83,8 @@ static const struct enum_alias *aliases_of(const char *const *names)
     { sec, "user", K_NAME, OFF(s.d.user), 0, 0, NULL, "" },                   \
     { sec, "listen", K_LISTEN, OFF(s.d.listen), 0, 0, NULL, port },           \
     { sec, "listen_tls", K_LISTEN, OFF(s.d.listen_tls), 0, 0, NULL, tlsport },\
+    { sec, "metrics_listen", K_LISTEN, OFF(s.d.metrics_listen), 0, 0, NULL,   \
+      "" },                                                                   \
     { sec, "tls_cert", K_PATH, OFF(s.d.tls_cert), 0, 0, NULL, "" },           \
     { sec, "tls_key", K_PATH, OFF(s.d.tls_key), 0, 0, NULL, "" },             \
     { sec, "users", K_PATH, OFF(s.d.users), 0, 0, NULL, "" },                 \

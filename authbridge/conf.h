@@ -93,6 +93,7 @@ struct daemon_conf {
     char *user;
     struct endpoint_list listen;
     struct endpoint_list listen_tls;
+    struct endpoint_list metrics_listen;  /* Prometheus /metrics, off if empty */
     char *tls_cert;
     char *tls_key;
     char *users;

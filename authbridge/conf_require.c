@@ -137,6 +137,7 @@ void conf_require_pop3d(const struct ab_conf *c, struct conf_errors *errs)
     const struct daemon_conf *d = &c->pop3d.d;
     const struct listen_key listeners[] = {
         { "listen", &d->listen }, { "listen_tls", &d->listen_tls },
+        { "metrics_listen", &d->metrics_listen },
     };
 
     if (d->listen.n == 0 && d->listen_tls.n == 0)
@@ -158,11 +159,13 @@ void conf_require_smtpgate(const struct ab_conf *c, struct conf_errors *errs)
         { "policy_listen", &s->policy_listen },
         { "whoson_listen", &s->whoson_listen },
         { "dovecot_listen", &s->dovecot_listen },
+        { "metrics_listen", &s->d.metrics_listen },
     };
     size_t n = 0;
 
     for (size_t i = 0; i < AB_ARRAY_LEN(listeners); i++)
         n += listeners[i].l->n;
+    n -= s->d.metrics_listen.n;       /* statistics are not a front door */
     if (n == 0)
         conf_errors_add(errs, "%s: [smtpgate] needs at least one of listen, "
                         "listen_tls, policy_listen, whoson_listen, "

@@ -1,6 +1,7 @@
 #include "grant.h"
 #include "hmap.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #include <event2/event.h>
@@ -163,9 +164,11 @@ static void put_reply(redisReply *r, void *arg)
     char n[16], t[16];
 
     if (!exec_ok(r)) {
+        metric_inc(&metric_grants, "failed", NULL);
         put_finish(pr, GRANT_UNAVAILABLE);
         return;
     }
+    metric_inc(&metric_grants, "written", NULL);
     if (s->replicas == 0) {
         put_finish(pr, GRANT_OK);
         return;

@@ -1,6 +1,7 @@
 #include "redis.h"
 #include "conf.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #include <event2/event.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <sys/queue.h>
 #include <sys/time.h>
+#include <time.h>
 
 #define BACKOFF_FIRST_MS 50
 #define BACKOFF_MAX_MS   500   /* recovery within a second of Redis return */
@@ -29,7 +31,9 @@ struct rreq {
     rconn_cb *cb;
     void *arg;
     uint64_t deadline;
+    uint64_t sent_ns;             /* for the latency histogram */
     bool raw_errors;              /* error replies reach cb (EVALSHA) */
+    bool timed_out;               /* dropped for being late */
 };
 TAILQ_HEAD(rreq_list, rreq);
 
@@ -216,6 +220,16 @@ static void arm_ms(struct event *ev, unsigned ms)
 
 /* ---- requests ---------------------------------------------------------- */
 
+/* Finer than ab_now_ms(): a pipelined request on loopback takes some
+ * tens of microseconds. */
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static void arm_deadline(struct rconn *rc)
 {
     struct rreq *head = TAILQ_FIRST(&rc->pending);
@@ -254,7 +268,14 @@ static void req_reply(redisAsyncContext *ac, void *reply, void *priv)
     (void)ac;
     TAILQ_REMOVE(&rc->pending, q, link);
     rc->npending--;
+    if (r != NULL)
+        metric_observe(&metric_redis_latency,
+                       (double)(now_ns() - q->sent_ns) / 1e9);
+    else
+        metric_inc(&metric_redis_errors, q->timed_out ? "timeout" :
+                   "unavailable", NULL);
     if (r != NULL && r->type == REDIS_REPLY_ERROR && !q->raw_errors) {
+        metric_inc(&metric_redis_errors, "reply", NULL);
         reply_error(rc, r);
         r = NULL;
     }
@@ -279,6 +300,8 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
      * too. Dropping the connection answers every one of them now. */
     log_warn("event=redis_timeout pending=%zu timeout_ms=%u", rc->npending,
              rc->timeout_ms);
+    TAILQ_FOREACH(head, &rc->pending, link)
+        head->timed_out = true;
     rconn_drop(rc, "request timed out");
 }
 
@@ -311,6 +334,7 @@ static struct rreq *req_new(struct rconn *rc, rconn_cb *cb, void *arg)
 
 static void req_fail_async(struct rconn *rc, struct rreq *q)
 {
+    metric_inc(&metric_redis_errors, "unavailable", NULL);
     TAILQ_INSERT_TAIL(&rc->failq, q, link);
     event_active(rc->fail_ev, 0, 0);
 }
@@ -344,6 +368,7 @@ static void req_send_by(struct rconn *rc, struct rreq *q,
         return;
     }
     q->deadline = deadline ? deadline : ab_now_ms() + rc->timeout_ms;
+    q->sent_ns = now_ns();
     TAILQ_INSERT_TAIL(&rc->pending, q, link);
     rc->npending++;
     arm_deadline(rc);
@@ -416,6 +441,7 @@ static void eval_reply(redisReply *r, void *arg)
         return;
     }
     if (r != NULL && r->type == REDIS_REPLY_ERROR) {
+        metric_inc(&metric_redis_errors, "reply", NULL);
         reply_error(e->rc, r);
         r = NULL;
     }
@@ -503,6 +529,7 @@ static void schedule_retry(struct rconn *rc, const char *why)
         rc->down_logged = true;
         health_changed(rc);
     }
+    metric_set(&metric_redis_up, 0, NULL, NULL);
     rc->backoff_ms = rc->backoff_ms == 0 ? BACKOFF_FIRST_MS :
                      rc->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
                      rc->backoff_ms * 2;
@@ -548,6 +575,7 @@ static void became_up(struct rconn *rc)
     char t[128];
 
     rc->state = RS_UP;
+    metric_set(&metric_redis_up, 1, NULL, NULL);
     rc->backoff_ms = 0;
     rc->down_logged = false;
     evtimer_del(rc->phase_ev);

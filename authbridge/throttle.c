@@ -1,6 +1,7 @@
 #include "throttle.h"
 #include "conf.h"
 #include "grant.h"
+#include "metrics.h"
 #include "redis.h"
 #include "util.h"
 
@@ -112,19 +113,31 @@ enum throttle_verdict throttle_decide(const struct throttle_conf *tc,
     return THROTTLE_DELAY;
 }
 
-static void addr_key(const struct throttle *t, const struct ab_addr *a,
-                     char *out, size_t len)
+void throttle_addr_key(const char *prefix, const struct ab_addr *a,
+                       char *out, size_t len)
 {
     char text[ADDR_TEXT_MAX];
 
     addr_grant_text(a, THROTTLE_V6_PREFIX, text);
-    snprintf(out, len, "%sfail:%s", t->prefix, text);
+    snprintf(out, len, "%sfail:%s", prefix, text);
+}
+
+void throttle_user_key(const char *prefix, const char *user, char *out,
+                       size_t len)
+{
+    snprintf(out, len, "%sfailuser:%.256s", prefix, user);
+}
+
+static void addr_key(const struct throttle *t, const struct ab_addr *a,
+                     char *out, size_t len)
+{
+    throttle_addr_key(t->prefix, a, out, len);
 }
 
 static void user_key(const struct throttle *t, const char *user, char *out,
                      size_t len)
 {
-    snprintf(out, len, "%sfailuser:%.256s", t->prefix, user);
+    throttle_user_key(t->prefix, user, out, len);
 }
 
 static void pair_key(const struct throttle *t, const struct ab_addr *a,
@@ -166,6 +179,9 @@ static void check_reply(redisReply *r, void *arg)
                             int_of(r->element[1]) - 1, &delay);
         counted = true;
     }
+    if (v == THROTTLE_BLOCK_ADDR || v == THROTTLE_BLOCK_USER)
+        metric_inc(&metric_throttle_blocks,
+                   v == THROTTLE_BLOCK_ADDR ? "address" : "user", NULL);
     q->cb(v, delay, counted, q->arg);
     free(q);
 }

@@ -64,6 +64,13 @@ void throttle_succeeded(struct throttle *t, const struct ab_addr *a,
 void throttle_unchecked(struct throttle *t, const struct ab_addr *a,
                         const char *user, bool counted);
 
+/* The keys of an address's and a user's counts (the admin command reads
+ * them): "<prefix>fail:<addr, IPv6 its /64>", "<prefix>failuser:<user>". */
+void throttle_addr_key(const char *prefix, const struct ab_addr *a,
+                       char *out, size_t len);
+void throttle_user_key(const char *prefix, const char *user, char *out,
+                       size_t len);
+
 /* The rule itself (pure, unit-tested), on the failures counted before
  * the attempt at hand. */
 enum throttle_verdict throttle_decide(const struct throttle_conf *tc,

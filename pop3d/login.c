@@ -5,6 +5,7 @@
  * grant, answer +OK only then.
  */
 #include "pop3d/session.h"
+#include "pop3d/counters.h"
 #include "pop3d/maildir.h"
 #include "pop3d/server.h"
 
@@ -209,6 +210,8 @@ static void login_done(enum auth_result r, const struct auth_user *u, void *arg)
     struct session *s = l->s;
 
     login_count(l, r);
+    metric_inc(&pop3_logins, l->method, r == AUTH_OK ? "ok" :
+               r == AUTH_TEMPFAIL ? "tempfail" : "failed");
     if (s->dead) {
         if (l->mb)
             session_release_mailbox(s, l->mb);
@@ -263,6 +266,7 @@ static void login_throttled(enum throttle_verdict v, unsigned delay_ms,
     } else if (v == THROTTLE_BLOCK_ADDR || v == THROTTLE_BLOCK_USER) {
         /* Refused before any password is checked: a guesser learns
          * nothing and costs us no hashing. */
+        metric_inc(&pop3_logins, l->method, "blocked");
         log_info("event=login_blocked sid=%s user=%s rip=%s reason=%s",
                  s->sid, log_esc(l->user), s->peer_text,
                  v == THROTTLE_BLOCK_ADDR ? "address" : "user");

@@ -7,6 +7,7 @@
  * certificate and the user file; SIGTERM stops accepting, lets UPDATEs in
  * progress finish and closes the other sessions without deleting anything.
  */
+#include "pop3d/counters.h"
 #include "pop3d/maildir.h"
 #include "pop3d/server.h"
 #include "pop3d/session.h"
@@ -18,11 +19,13 @@
 #include "authbridge/listen.h"
 #include "authbridge/log.h"
 #include "authbridge/notify.h"
+#include "authbridge/metrics_http.h"
 #include "authbridge/redis.h"
 #include "authbridge/throttle.h"
 #include "authbridge/tls.h"
 #include "authbridge/users.h"
 #include "authbridge/util.h"
+#include "authbridge/version.h"
 #include "authbridge/workers.h"
 
 #include <event2/event.h>
@@ -105,6 +108,7 @@ static void reload(struct server *srv)
     if (c == NULL || auth_load(srv->svc.auth, c->pop3d.d.users, &errs) < 0) {
         conf_errors_log(&errs);
         log_err("event=reload_failed keeping=previous");
+        metrics_reloaded(false);
         conf_errors_free(&errs);
         if (tls)
             SSL_CTX_free(tls);
@@ -124,6 +128,7 @@ static void reload(struct server *srv)
     services_reconfigure(&srv->svc, c, &srv->pc->d);
     log_set_dest(log_dest_of(srv->pc));
     warn_short_idle(srv->pc);
+    metrics_reloaded(true);
     log_info("event=reloaded conf=%s (listen, redis and grant settings need a "
              "restart)", log_esc(srv->conf_path));
     notify_reloaded(srv->notify, true);
@@ -161,6 +166,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     notify_stopping(srv->notify);
     listeners_free(srv->listeners);
     srv->listeners = NULL;
+    metrics_http_free(srv->metrics);
+    srv->metrics = NULL;
     session_shutdown_all(srv);
     srv->stop = daemon_stop_when_idle(srv->base, STOP_GRACE_MS, all_done, srv);
 }
@@ -181,6 +188,11 @@ static int open_listeners(struct server *srv)
         if (listeners_add(srv->listeners, &d->listen_tls.v[i], LISTEN_TLS,
                           session_accept, srv, err, sizeof(err)) < 0)
             goto fail;
+    if (d->metrics_listen.n > 0 &&
+        (srv->metrics = metrics_http_new(srv->base, &d->metrics_listen,
+                                         pop3_metrics, pop3_metrics_n, err,
+                                         sizeof(err))) == NULL)
+        goto fail;
     return 0;
 fail:
     log_err("event=startup_failed error=%s", log_esc(err));
@@ -198,6 +210,9 @@ static void listen_text(const struct daemon_conf *d, char *buf, size_t len)
     for (size_t i = 0; i < d->listen_tls.n && o < len; i++)
         o += (size_t)snprintf(buf + o, len - o, "%s%s(tls)", o ? "," : "",
                               d->listen_tls.v[i].text);
+    for (size_t i = 0; i < d->metrics_listen.n && o < len; i++)
+        o += (size_t)snprintf(buf + o, len - o, "%s%s(metrics)", o ? "," : "",
+                              d->metrics_listen.v[i].text);
 }
 
 int main(int argc, char **argv)
@@ -252,6 +267,8 @@ int main(int argc, char **argv)
         return 1;
     }
     services_start(&srv.svc, srv.base, srv.conf, &srv.pc->d);
+    metric_set(&pop3_build_info, 1, "pop3d", AB_VERSION);
+    metrics_started();
     warn_short_idle(srv.pc);
     listen_text(&srv.pc->d, listening, sizeof(listening));
     log_info("event=started listen=%s users=%s redis=%s", listening,
@@ -266,6 +283,7 @@ int main(int argc, char **argv)
     daemon_signals_free(sigs);
     daemon_stop_free(srv.stop);
     listeners_free(srv.listeners);
+    metrics_http_free(srv.metrics);
     services_stop(&srv.svc);
     services_free(&srv.svc);
     if (srv.tls)

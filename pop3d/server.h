@@ -17,6 +17,7 @@
 struct ab_conf;
 struct pop3d_conf;
 struct listeners;
+struct metrics_http;
 struct session;
 struct daemon_stop;
 struct notify;
@@ -29,6 +30,7 @@ struct server {
     struct services svc;           /* Redis, grants, throttle, caps, users */
     SSL_CTX *tls;                  /* NULL without tls_cert */
     struct listeners *listeners;
+    struct metrics_http *metrics;  /* NULL without metrics_listen */
     char hostname[256];
     long pid;                      /* for APOP timestamps */
     bool stopping;

@@ -9,6 +9,7 @@
  * came back (s->pending), then is freed.
  */
 #include "pop3d/session.h"
+#include "pop3d/counters.h"
 #include "pop3d/maildir.h"
 #include "pop3d/server.h"
 
@@ -368,6 +369,7 @@ void session_accept(evutil_socket_t fd, struct sockaddr *sa, socklen_t len,
     enum cap_result cr;
 
     (void)len;
+    metric_inc(&pop3_connections, kind == LISTEN_TLS ? "pop3s" : "pop3", NULL);
     if (addr_from_sockaddr(sa, &peer) < 0) {
         evutil_closesocket(fd);
         return;

@@ -27,7 +27,7 @@ struct sample {
 static void write_entry(struct decisions *d, const struct decision *e,
                         unsigned count)
 {
-    const char *f[2 * 11] = {
+    const char *f[2 * 12] = {
         "via", e->via, "sid", e->sid, "client", e->client, "helo", e->helo,
         "sender", e->sender, "rcpt", e->rcpt, "path", e->path,
         "user", e->user,
@@ -36,6 +36,10 @@ static void write_entry(struct decisions *d, const struct decision *e,
     char num[16];
 
     /* The optional fields only where they say something. */
+    if (e->port != NULL && e->port[0] != '\0') {
+        f[2 * n] = "port";
+        f[2 * n++ + 1] = e->port;
+    }
     if (e->check != NULL) {
         f[2 * n] = "check";
         f[2 * n++ + 1] = e->check;
@@ -65,6 +69,7 @@ static void decision_clear(struct decision *e)
     free((char *)e->user);
     free((char *)e->check);
     free((char *)e->from);
+    free((char *)e->port);
     memset(e, 0, sizeof(*e));
 }
 
@@ -82,6 +87,7 @@ static void decision_copy(struct decision *dst, const struct decision *src)
     dst->user = ab_strdup(src->user);
     dst->check = src->check ? ab_strdup(src->check) : NULL;
     dst->from = src->from ? ab_strdup(src->from) : NULL;
+    dst->port = ab_strdup(src->port ? src->port : "");
 }
 
 static void sample_free(void *p)

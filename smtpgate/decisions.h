@@ -27,6 +27,7 @@ struct decision {
     const char *via, *sid, *client, *helo, *sender, *rcpt, *path, *user;
     const char *check;            /* sender_mismatch: envelope or header */
     const char *from;             /* header refusals: the address refused */
+    const char *port;             /* the client's TCP port; "" if unknown */
 };
 
 struct decisions *decisions_new(struct event_base *base,

@@ -285,6 +285,12 @@ static void add_attrs(struct ds *ds, char *line, size_t size, unsigned attrs,
     if (attrs & XATTR_ADDR)
         ADD(" ADDR=%s%s", ds->addr.family == AF_INET6 ? "IPV6:" : "",
             ds->addr_text);
+    /* The client's own port: Postfix hands it to the policy service
+     * (client_port), which is how `authbridge stats` tells Postfix's
+     * question about a recipient the gate let through from a relay of
+     * its own. */
+    if ((attrs & XATTR_PORT) && ds->port != 0)
+        ADD(" PORT=%u", ds->port);
     if (attrs & XATTR_PROTO)
         ADD(" PROTO=%s", ds->esmtp ? "ESMTP" : "SMTP");
     if ((attrs & XATTR_HELO) && ds->helo[0] != '\0' &&
@@ -520,6 +526,7 @@ static void copy_client(struct ds *ds, const struct ds_client *c)
     snprintf(ds->sid, sizeof(ds->sid), "%s", c->sid);
     ds->addr = *c->addr;
     snprintf(ds->addr_text, sizeof(ds->addr_text), "%s", c->addr_text);
+    ds->port = c->port;
     snprintf(ds->helo, sizeof(ds->helo), "%s", c->helo);
     ds->esmtp = c->esmtp;
     ds->has_login = c->login != NULL;

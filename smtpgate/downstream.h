@@ -51,6 +51,7 @@ struct ds_client {
     const char *sid;
     const struct ab_addr *addr;
     const char *addr_text;
+    unsigned port;                  /* the client's TCP port, 0 if none */
     const char *helo;               /* "" if none */
     bool esmtp;                     /* EHLO rather than HELO */
     const char *login;              /* SMTP AUTH user, or NULL */

@@ -53,6 +53,7 @@ struct ds {
     char hostname[256];
     struct ab_addr addr;
     char addr_text[ADDR_TEXT_MAX];
+    unsigned port;
     char helo[SMTP_HELO_MAX + 1];
     char login[256];
     bool esmtp, has_login;

@@ -16,6 +16,7 @@
 struct ab_conf;
 struct smtpgate_conf;
 struct listeners;
+struct metrics_http;
 struct sendermap;
 struct smtp_session;
 struct reqdoor;
@@ -35,6 +36,7 @@ struct gate {
     struct services svc;               /* Redis, grants, throttle, caps, users */
     SSL_CTX *tls;                      /* NULL without tls_cert */
     struct listeners *listeners;
+    struct metrics_http *metrics;      /* NULL without metrics_listen */
     struct sendermap *sendermap;       /* NULL without sender_map */
     bool stopping;
     struct daemon_stop *stop;          /* once SIGTERM came */

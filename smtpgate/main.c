@@ -10,6 +10,7 @@
  * file and the sender map; SIGTERM stops accepting, lets commands in
  * progress (a DATA) finish, and closes every session with 421.
  */
+#include "smtpgate/counters.h"
 #include "smtpgate/decisions.h"
 #include "smtpgate/dovecot.h"
 #include "smtpgate/downstream.h"
@@ -28,11 +29,13 @@
 #include "authbridge/listen.h"
 #include "authbridge/log.h"
 #include "authbridge/notify.h"
+#include "authbridge/metrics_http.h"
 #include "authbridge/redis.h"
 #include "authbridge/throttle.h"
 #include "authbridge/tls.h"
 #include "authbridge/users.h"
 #include "authbridge/util.h"
+#include "authbridge/version.h"
 #include "authbridge/workers.h"
 
 #include <event2/event.h>
@@ -143,6 +146,7 @@ static void reload(struct gate *g)
     if (errs.n > 0) {
         conf_errors_log(&errs);
         log_err("event=reload_failed keeping=previous");
+        metrics_reloaded(false);
         conf_errors_free(&errs);
         loaded_free(&l);
         notify_reloaded(g->notify, false);
@@ -161,6 +165,7 @@ static void reload(struct gate *g)
     g->sc = &l.conf->smtpgate;
     services_reconfigure(&g->svc, g->conf, &g->sc->d);
     log_set_dest(log_dest_of(g->sc));
+    metrics_reloaded(true);
     log_info("event=reloaded conf=%s (listen, redis and grant settings need a "
              "restart)", log_esc(g->conf_path));
     notify_reloaded(g->notify, true);
@@ -202,6 +207,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     notify_stopping(g->notify);
     listeners_free(g->listeners);
     g->listeners = NULL;
+    metrics_http_free(g->metrics);
+    g->metrics = NULL;
     smtp_session_shutdown_all(g);
     decisions_flush(g->decisions);
     g->stop = daemon_stop_when_idle(g->base, SMTP_SHUTDOWN_GRACE_S * 1000,
@@ -224,12 +231,27 @@ static int add_list(struct gate *g, const struct endpoint_list *l, int kind,
     return 0;
 }
 
+static int open_metrics(struct gate *g)
+{
+    const struct endpoint_list *l = &g->sc->d.metrics_listen;
+    char err[256];
+
+    if (l->n == 0)
+        return 0;
+    g->metrics = metrics_http_new(g->base, l, gate_metrics, gate_metrics_n,
+                                  err, sizeof(err));
+    if (g->metrics != NULL)
+        return 0;
+    log_err("event=startup_failed error=%s", log_esc(err));
+    return -1;
+}
+
 static int open_listeners(struct gate *g)
 {
     const struct smtpgate_conf *sc = g->sc;
 
     g->listeners = listeners_new(g->base);
-    return add_list(g, &sc->d.listen, GATE_LISTEN_SMTP, smtp_session_accept) |
+    return open_metrics(g) | add_list(g, &sc->d.listen, GATE_LISTEN_SMTP, smtp_session_accept) |
            add_list(g, &sc->d.listen_tls, GATE_LISTEN_SMTPS,
                     smtp_session_accept) |
            add_list(g, &sc->policy_listen, GATE_LISTEN_POLICY, policy_accept) |
@@ -245,6 +267,7 @@ static void free_all(struct gate *g)
      * then what the callbacks used. */
     smtp_session_close_all(g);
     listeners_free(g->listeners);
+    metrics_http_free(g->metrics);
     services_stop(&g->svc);           /* pending calls end: their owners */
     reqdoor_free(g->policy_door);     /* must still be there */
     reqdoor_free(g->whoson_door);
@@ -292,6 +315,8 @@ static int setup(struct gate *g, const struct daemon_opts *o)
     }
     services_start(&g->svc, g->base, g->conf, &g->sc->d);
     g->decisions = decisions_new(g->base, g->svc.grants);
+    metric_set(&gate_build_info, 1, "smtpgate", AB_VERSION);
+    metrics_started();
     return 0;
 }
 
@@ -324,9 +349,10 @@ int main(int argc, char **argv)
     if (setup(&g, &o) < 0)
         return 1;
     log_info("event=started smtp=%zu smtps=%zu policy=%zu whoson=%zu "
-             "dovecot=%zu downstream=%s redis=%s", g.sc->d.listen.n,
-             g.sc->d.listen_tls.n, g.sc->policy_listen.n,
+             "dovecot=%zu metrics=%zu downstream=%s redis=%s",
+             g.sc->d.listen.n, g.sc->d.listen_tls.n, g.sc->policy_listen.n,
              g.sc->whoson_listen.n, g.sc->dovecot_listen.n,
+             g.sc->d.metrics_listen.n,
              g.sc->downstream.family ? g.sc->downstream.text : "none",
              g.conf->redis.sentinels.n ? "sentinel" :
              g.conf->redis.address.text);

@@ -12,6 +12,7 @@
  * the service's throughput, to repeat what Postfix and the stream say.
  */
 #include "smtpgate/policy.h"
+#include "smtpgate/counters.h"
 #include "smtpgate/gate.h"
 #include "smtpgate/limits.h"
 #include "smtpgate/relay.h"
@@ -39,6 +40,7 @@ struct policy_conn {
     char sid[17];
     struct ab_addr client;
     char client_text[ADDR_TEXT_MAX];
+    unsigned client_port;          /* 0 when Postfix did not say */
     char sender[SMTP_PATH_MAX + 1];
     char rcpt[SMTP_PATH_MAX + 1];
     char helo[SMTP_HELO_MAX + 1];
@@ -82,6 +84,7 @@ int policy_parse(char **lines, size_t n, struct policy_req *r)
         { "request", offsetof(struct policy_req, request) },
         { "protocol_state", offsetof(struct policy_req, protocol_state) },
         { "client_address", offsetof(struct policy_req, client_address) },
+        { "client_port", offsetof(struct policy_req, client_port) },
         { "helo_name", offsetof(struct policy_req, helo_name) },
         { "sender", offsetof(struct policy_req, sender) },
         { "recipient", offsetof(struct policy_req, recipient) },
@@ -113,7 +116,8 @@ static struct relay_query query_of(const struct policy_conn *pc)
 {
     struct relay_query q = {
         .via = "policy", .sid = pc->sid, .client = &pc->client,
-        .client_text = pc->client_text, .helo = pc->helo,
+        .client_text = pc->client_text, .client_port = pc->client_port,
+        .helo = pc->helo,
         .sender = pc->sender, .rcpt = pc->rcpt,
     };
     return q;
@@ -168,6 +172,7 @@ static void grant_cb(enum grant_status st, const char *user, long long ttl,
         break;
     default:
         /* No grant: Postfix decides (and logs what it decides). */
+        metric_inc(&gate_decisions, "policy", "none");
         log_info("event=rcpt via=policy sid=%s client=%s helo=%s sender=%s "
                  "rcpt=%s path=none action=DUNNO", pc->sid, pc->client_text,
                  log_esc(pc->helo), log_esc(pc->sender), log_esc(pc->rcpt));
@@ -181,6 +186,7 @@ static void on_request(struct reqconn *rc, char **lines, size_t n, void *arg)
 {
     struct policy_conn *pc = arg;
     struct policy_req r;
+    uint64_t port;
 
     if (policy_parse(lines, n, &r) < 0 || n == 0) {
         log_info("event=policy_bad_request sid=%s peer=%s", pc->sid,
@@ -200,6 +206,10 @@ static void on_request(struct reqconn *rc, char **lines, size_t n, void *arg)
         return;
     }
     addr_format(&pc->client, pc->client_text);
+    pc->client_port = 0;
+    if (r.client_port != NULL && ab_parse_uint(r.client_port, 1, 65535,
+                                               &port) == 0)
+        pc->client_port = (unsigned)port;
     copy_attr(pc->sender, sizeof(pc->sender), r.sender);
     copy_attr(pc->rcpt, sizeof(pc->rcpt), r.recipient);
     copy_attr(pc->helo, sizeof(pc->helo), r.helo_name);

@@ -30,6 +30,7 @@ struct policy_req {
     const char *request;          /* "smtpd_access_policy" */
     const char *protocol_state;
     const char *client_address;
+    const char *client_port;      /* Postfix 3.0+; with XCLIENT, the gate's */
     const char *helo_name;
     const char *sender;           /* without <>; "" for the null sender */
     const char *recipient;

@@ -1,4 +1,5 @@
 #include "smtpgate/relay.h"
+#include "smtpgate/counters.h"
 #include "smtpgate/decisions.h"
 #include "smtpgate/gate.h"
 #include "smtpgate/sendermap.h"
@@ -151,6 +152,7 @@ void relay_record(struct gate *g, const struct relay_query *q,
     const char *check = path != RELAY_SENDER_MISMATCH ? NULL :
                         q->check ? q->check : "envelope";
 
+    metric_inc(&gate_decisions, q->via, relay_path_name(path));
     log_msg(prio, "event=rcpt via=%s sid=%s client=%s helo=%s sender=%s rcpt=%s "
             "path=%s user=%s why=%s%s%s%s%s", q->via, q->sid, q->client_text,
             log_esc(q->helo), log_esc(q->sender), log_esc(q->rcpt),
@@ -161,11 +163,14 @@ void relay_record(struct gate *g, const struct relay_query *q,
     /* Local deliveries are inbound mail, not relays: the log line only. */
     if (path == RELAY_LOCAL)
         return;
+    char port[12] = "";
+    if (q->client_port != 0)
+        snprintf(port, sizeof(port), "%u", q->client_port);
     const struct decision d = {
         .event = stream_event(path), .via = q->via, .sid = q->sid,
         .client = q->client_text, .helo = q->helo, .sender = q->sender,
         .rcpt = q->rcpt, .path = relay_path_name(path), .user = u ? u : "",
-        .check = check, .from = q->header_addr,
+        .check = check, .from = q->header_addr, .port = port,
     };
     /* Anyone can be refused, as often as they like: refusals are sampled
      * per address so that they cannot flood the stream. */

@@ -56,6 +56,7 @@ struct relay_query {
     const char *sid;
     const struct ab_addr *client;
     const char *client_text;
+    unsigned client_port;         /* 0 when not known */
     const char *helo;
     const char *sender;           /* mailbox; "" for <> */
     const char *rcpt;

@@ -1,4 +1,5 @@
 #include "smtpgate/reqconn.h"
+#include "smtpgate/counters.h"
 
 #include "authbridge/listen.h"
 #include "authbridge/log.h"
@@ -395,6 +396,7 @@ struct reqconn *reqconn_accept(struct reqdoor *d, struct event_base *base,
     char text[ADDR_TEXT_MAX] = "local";
     enum cap_result cap;
 
+    metric_inc(&gate_connections, d->name, NULL);
     if (addr_from_sockaddr(sa, &peer) == 0)
         addr_format(&peer, text);
     else

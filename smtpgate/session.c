@@ -8,6 +8,7 @@
  * verb reads better than one table per state repeating them.
  */
 #include "smtpgate/session.h"
+#include "smtpgate/counters.h"
 #include "smtpgate/downstream.h"
 #include "smtpgate/gate.h"
 
@@ -178,7 +179,7 @@ struct ds *smtp_downstream(struct smtp_session *s)
 {
     struct ds_client ci = {
         .sid = s->sid, .addr = &s->peer, .addr_text = s->peer_text,
-        .helo = s->helo, .esmtp = s->esmtp, .login = s->auth_user,
+        .port = s->peer_port, .helo = s->helo, .esmtp = s->esmtp, .login = s->auth_user,
     };
 
     if (s->ds != NULL && !ds_usable(s->ds)) {
@@ -636,6 +637,8 @@ void smtp_session_accept(evutil_socket_t fd, struct sockaddr *sa,
     enum cap_result cap;
 
     (void)len;
+    metric_inc(&gate_connections, kind == GATE_LISTEN_SMTPS ? "smtps" : "smtp",
+               NULL);
     if (g->stopping || addr_from_sockaddr(sa, &peer) < 0) {
         close(fd);
         return;
@@ -647,6 +650,10 @@ void smtp_session_accept(evutil_socket_t fd, struct sockaddr *sa,
     }
     /* conn_new turns Nagle off: pipelined replies are small writes. */
     s = session_new(g, &peer, text);
+    s->peer_port = sa->sa_family == AF_INET6 ?
+        ntohs(((const struct sockaddr_in6 *)sa)->sin6_port) :
+        sa->sa_family == AF_INET ?
+        ntohs(((const struct sockaddr_in *)sa)->sin_port) : 0;
     s->conn = conn_new(g->base, fd, sa, kind == GATE_LISTEN_SMTPS ? g->tls : NULL,
                        &session_ops, s);
     if (s->conn == NULL) {

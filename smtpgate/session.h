@@ -98,6 +98,7 @@ struct smtp_session {
     struct conn *conn;              /* NULL once the connection ended */
     struct ab_addr peer;
     char peer_text[ADDR_TEXT_MAX];
+    unsigned peer_port;             /* the client's TCP port */
     char sid[17];
     enum smtp_state state;
     char helo[SMTP_HELO_MAX + 1];

@@ -10,6 +10,7 @@
  * responses are wiped once used.
  */
 #include "smtpgate/session.h"
+#include "smtpgate/counters.h"
 #include "smtpgate/gate.h"
 #include "authbridge/sasl.h"
 
@@ -126,6 +127,8 @@ static void auth_done(enum auth_result r, const struct auth_user *u, void *arg)
     struct smtp_session *s = arg;
 
     auth_count(s, r);
+    metric_inc(&gate_logins, s->auth_mech, r == AUTH_OK ? "ok" :
+               r == AUTH_TEMPFAIL ? "tempfail" : "failed");
     if (!smtp_release(s))
         return;
     log_info("event=auth sid=%s client=%s mech=%s user=%s result=%s", s->sid,
@@ -176,6 +179,7 @@ static void throttled(enum throttle_verdict v, unsigned delay_ms,
     if (v == THROTTLE_BLOCK_ADDR || v == THROTTLE_BLOCK_USER) {
         /* Refused before the password is checked: a guesser learns
          * nothing and costs no hashing. */
+        metric_inc(&gate_logins, s->auth_mech, "blocked");
         log_info("event=auth_blocked sid=%s client=%s user=%s reason=%s",
                  s->sid, s->peer_text, log_esc(s->auth_login),
                  v == THROTTLE_BLOCK_ADDR ? "address" : "user");

@@ -68,7 +68,8 @@ static struct relay_query rcpt_query(const struct smtp_session *s)
 {
     struct relay_query q = {
         .via = "smtp", .sid = s->sid, .client = &s->peer,
-        .client_text = s->peer_text, .helo = s->helo,
+        .client_text = s->peer_text, .client_port = s->peer_port,
+        .helo = s->helo,
         .sender = s->tx->sender.mailbox, .rcpt = s->tx->rcpt.mailbox,
         .rcpt_local = s->tx->rcpt_local, .why = s->tx->rcpt_why,
         .auth_user = s->auth_user,

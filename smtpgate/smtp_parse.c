@@ -263,7 +263,7 @@ static unsigned xattrs(const char *text, size_t len, size_t i)
     static const struct { const char *name; unsigned bit; } names[] = {
         { "NAME", XATTR_NAME }, { "ADDR", XATTR_ADDR },
         { "PROTO", XATTR_PROTO }, { "HELO", XATTR_HELO },
-        { "LOGIN", XATTR_LOGIN },
+        { "LOGIN", XATTR_LOGIN }, { "PORT", XATTR_PORT },
     };
     unsigned set = 0;
     const char *w;

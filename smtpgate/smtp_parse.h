@@ -101,6 +101,7 @@ enum {
     XATTR_PROTO = 1 << 2,
     XATTR_HELO  = 1 << 3,
     XATTR_LOGIN = 1 << 4,
+    XATTR_PORT  = 1 << 5,
 };
 
 /*

@@ -1,4 +1,5 @@
 #include "smtpgate/whoson.h"
+#include "smtpgate/counters.h"
 #include "smtpgate/gate.h"
 #include "smtpgate/limits.h"
 #include "smtpgate/reqconn.h"
@@ -108,6 +109,8 @@ static void query_cb(enum grant_status st, const char *user, long long ttl,
     char u[USER_NAME_MAX + 1];
 
     (void)ttl;
+    metric_inc(&gate_decisions, "whoson", st == GRANT_OK ? "grant" :
+               st == GRANT_NONE ? "none" : "tempfail");
     log_info("event=whoson sid=%s peer=%s verb=QUERY addr=%s result=%s "
              "user=%s", wc->sid, reqconn_peer_text(wc->rc), wc->addr_text,
              st == GRANT_OK ? "yes" : st == GRANT_NONE ? "no" : "tempfail",

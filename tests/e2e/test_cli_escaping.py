@@ -67,3 +67,18 @@ def test_list_and_show_escape_what_redis_holds(gate, rdb):
         assert b'"bob\\x1b[31m red"' in out.stdout
     show = admin(gate, "show", "192.0.2.41").stdout
     assert b'method:  "x\\" tls=\\"1"' in show and b"n\\x07" in show
+
+
+def test_why_escapes_what_redis_and_clients_put_there(gate, rdb):
+    gate.grant(rdb, "192.0.2.42", "alice")
+    c = LineClient(gate.policy_port, "127.0.0.1")
+    assert c.request(policy_request(
+        "192.0.2.42", sender=HOSTILE_SENDER,
+        helo_name=HOSTILE_HELO)) == "action=OK"
+    c.close()
+    rdb.hset("authbridge:grant:192.0.2.42",
+             mapping={"user": "bob\x1b[31m red", "node": "n\x07"})
+    out = admin(gate, "why", "192.0.2.42")
+    assert out.returncode == 0, out.stderr
+    assert printable(out.stdout), out.stdout
+    assert b"bob\\x1b[31m red" in out.stdout and b"n\\x07" in out.stdout

@@ -58,6 +58,17 @@ def test_a_wildcard_and_an_address_on_one_port_are_refused(make):
             f"in listen") in out.stderr, out.stderr
 
 
+def test_metrics_listen_on_a_front_doors_port_is_refused(make):
+    d = make()
+    port = d.port                   # the plain listener's
+    d.rewrite_config(metrics_listen=f"0.0.0.0:{port}")
+    out = check(d)
+    assert out.returncode == 1
+    assert re.search(rf":\d+: metrics_listen: 0.0.0.0:{port} cannot be "
+                     rf"bound: 127.0.0.1:{port} is in listen", out.stderr), \
+        out.stderr
+
+
 def test_a_user_account_that_does_not_exist_is_refused(make):
     d = make(user="no-such-account-here")
     out = check(d)

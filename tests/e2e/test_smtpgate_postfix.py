@@ -7,6 +7,7 @@ in alternate_config_directories of /etc/postfix/main.cf for the test's
 duration, smtpd on a free port, logging to a file (no syslog here).
 """
 
+import re
 import shutil
 import subprocess
 import tempfile
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, wait_listening, wait_until
+from conftest import free_port, program, wait_listening, wait_until
 from smtp_harness import gate, gate_factory, sink  # noqa: F401
 
 CLIENT = "127.0.0.21"
@@ -183,3 +184,39 @@ def test_the_gate_in_front_of_postfix_passes_the_client_by_xclient(
     wait_until(lambda: f"client=unknown[{CLIENT}]" in postfix.log.read_text(),
                10, what="Postfix to log the real client")
     assert "helo=<client.example>" in postfix.log.read_text()
+
+
+def test_stats_counts_a_relay_through_the_gate_and_postfix_once(
+        postfix, gate_factory, rdb):
+    """The gate decides each recipient, and the Postfix behind it asks
+    the policy service about the same recipient again: two relay-allowed
+    entries for one relay, which `authbridge stats` counts once (the
+    client's port, passed by XCLIENT, ties them together). A relay
+    straight through Postfix is still counted."""
+    g = gate_factory(downstream=f"127.0.0.1:{postfix.port}",
+                     policy_listen=f"127.0.0.1:{postfix.policy_port}")
+    g.grant(rdb, CLIENT, "alice")
+    out = swaks(g.port, CLIENT, "--to", "bob@remote.example,eve@remote.example")
+    assert "<-  250 2.0.0 Ok: queued as" in out, out
+    direct = swaks(postfix.port, CLIENT)
+    assert "<-  250 2.0.0 Ok: queued as" in direct, direct
+
+    def allowed():
+        return [f for _, f in rdb.xrange("authbridge:decisions")
+                if f["event"] == "relay-allowed"]
+    wait_until(lambda: len(allowed()) == 5, 10,
+               what="two gate and three policy decisions in the stream")
+    gate_side = {(f["client"], f["port"], f["rcpt"]) for f in allowed()
+                 if f["via"] == "smtp"}
+    policy_side = [(f["client"], f.get("port"), f["rcpt"]) for f in allowed()
+                   if f["via"] == "policy"]
+    assert len(gate_side) == 2
+    # Postfix saw the real client's port: the gate's echoes carry it.
+    assert sum(p in gate_side for p in policy_side) == 2, (gate_side,
+                                                          policy_side)
+    out = subprocess.run([str(program("authbridge/authbridge")), "-c",
+                          str(g.config), "stats"], capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"^  relays allowed +3$", out.stdout, re.M), out.stdout
+    assert "(2 more entries: the MTA asking the policy service" in out.stdout

@@ -147,15 +147,15 @@ static void test_ehlo_keywords(void **state)
     smtp_ehlo_line(S("PIPELINING"), &ext, &xc, &xf);
     smtp_ehlo_line(S("SIZE 10240000"), &ext, &xc, &xf);
     smtp_ehlo_line(S("8BITMIME"), &ext, &xc, &xf);
-    smtp_ehlo_line(S("xclient NAME ADDR PROTO HELO LOGIN DESTADDR"), &ext, &xc,
-                   &xf);
+    smtp_ehlo_line(S("xclient NAME ADDR PROTO HELO PORT LOGIN DESTADDR"), &ext,
+                   &xc, &xf);
     smtp_ehlo_line(S("XFORWARD NAME ADDR PROTO HELO SOURCE"), &ext, &xc, &xf);
     smtp_ehlo_line(S("ETRN"), &ext, &xc, &xf);
     smtp_ehlo_line(S("PIPELININGX"), &ext, &xc, &xf);
     assert_int_equal(ext, EXT_PIPELINING | EXT_SIZE | EXT_8BITMIME |
                      EXT_XCLIENT | EXT_XFORWARD);
     assert_int_equal(xc, XATTR_NAME | XATTR_ADDR | XATTR_PROTO | XATTR_HELO |
-                     XATTR_LOGIN);
+                     XATTR_PORT | XATTR_LOGIN);
     assert_int_equal(xf, XATTR_NAME | XATTR_ADDR | XATTR_PROTO | XATTR_HELO);
 }
 
