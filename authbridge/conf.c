@@ -165,6 +165,8 @@ static const struct key_def keys[] = {
     /* Protocol names are single labels: the domain list's syntax fits. */
     { "smtpgate", "dovecot_protocols", K_DOMAINS,
       OFF(smtpgate.dovecot_protocols), 0, 0, NULL, "pop3, imap" },
+    { "smtpgate", "socketmap_listen", K_LISTEN, OFF(smtpgate.socketmap_listen),
+      0, 0, NULL, "" },
     { "smtpgate", "local_domains", K_DOMAINS, OFF(smtpgate.local_domains), 0, 0,
       NULL, "" },
     { "smtpgate", "sender_binding", K_ENUM, OFF(smtpgate.sender_binding), 0, 0,

@@ -124,6 +124,7 @@ struct smtpgate_conf {
     struct endpoint_list dovecot_listen;  /* Dovecot auth policy + events */
     char *dovecot_api_key;
     struct strlist dovecot_protocols;     /* logins from these grant */
+    struct endpoint_list socketmap_listen;
     struct strlist local_domains;
     unsigned sender_binding;      /* enum sender_binding */
     bool header_from_check;       /* From:/Sender: bound too (SMTP gate) */

@@ -160,6 +160,7 @@ void conf_require_smtpgate(const struct ab_conf *c, struct conf_errors *errs)
         { "whoson_listen", &s->whoson_listen },
         { "dovecot_listen", &s->dovecot_listen },
         { "metrics_listen", &s->d.metrics_listen },
+        { "socketmap_listen", &s->socketmap_listen },
     };
     size_t n = 0;
 
@@ -169,7 +170,7 @@ void conf_require_smtpgate(const struct ab_conf *c, struct conf_errors *errs)
     if (n == 0)
         conf_errors_add(errs, "%s: [smtpgate] needs at least one of listen, "
                         "listen_tls, policy_listen, whoson_listen, "
-                        "dovecot_listen", c->path);
+                        "dovecot_listen, socketmap_listen", c->path);
     if (s->dovecot_listen.n > 0 && strlen(s->dovecot_api_key) < 16)
         conf_errors_add(errs, "%s: [smtpgate] dovecot_listen needs "
                         "dovecot_api_key (16 characters or more)", c->path);

@@ -21,6 +21,7 @@ struct sendermap;
 struct smtp_session;
 struct reqdoor;
 struct decisions;
+struct socketmap;
 struct daemon_stop;
 struct daemon_signals;
 struct notify;
@@ -45,6 +46,7 @@ struct gate {
     unsigned nsessions;
     struct reqdoor *policy_door;       /* policy service connections */
     struct reqdoor *whoson_door;       /* WHOSON connections */
+    struct socketmap *socketmap;       /* its door and answer counts */
     struct decisions *decisions;       /* the Redis decisions stream */
     struct log_limit refused_log;      /* connection_refused lines */
     struct notify *notify;             /* NULL unless under systemd */
@@ -58,6 +60,7 @@ enum {
     GATE_LISTEN_POLICY,
     GATE_LISTEN_WHOSON,
     GATE_LISTEN_DOVECOT,
+    GATE_LISTEN_SOCKETMAP,
 };
 
 #endif

@@ -134,7 +134,7 @@
  * addresses then costs a few extra entries, never memory). */
 #define RELAY_SAMPLE_ADDRS 10000
 
-/* ---- policy service and WHOSON ----------------------------------------- */
+/* ---- policy service, WHOSON and socketmap --------------------------------- */
 
 /* SMTPD_POLICY_README: one request is ~30 "name=value" lines of well under
  * 100 octets each (Postfix caps the SMTP values it copies at 2048). A
@@ -165,11 +165,38 @@
 #define WHOSON_BAD_MAX 10
 #define WHOSON_IDLE_S      300
 
-/* Answers queued for a policy or WHOSON peer that does not read them,
- * before its requests stop being read: a real client reads each answer
- * before its next request, so a few KB is dozens of answers of slack. A
- * peer pipelining requests without reading would otherwise make us
- * queue without end (3-byte requests, 40-byte answers). */
+/* Socketmap (Postfix socketmap_table(5), Sendmail's socket map class):
+ * a request is one netstring "<map> <key>". Keys are client addresses
+ * (45 octets as text at most, "IPv6:" prefix and all) and, from
+ * Postfix's check_client_access, host names (255 octets at most, RFC
+ * 1035 2.3.4) and their parent domains: 1024 octets of payload is four
+ * times what an MTA sends. A longer netstring is refused (PERM, then
+ * close: skipping it would mean reading it). */
+#define SOCKETMAP_REQUEST_MAX 1024
+/* The netstring around it: "1024:" + payload + ",". */
+#define SOCKETMAP_FRAME_MAX (SOCKETMAP_REQUEST_MAX + 6)
+
+/* One connection per Postfix smtpd process or Sendmail SMTP session
+ * (each session is a child process with its own map connection): as for
+ * the policy service. */
+#define SOCKETMAP_CONNS_MAX          4096
+#define SOCKETMAP_CONNS_PER_ADDR_MAX 1024
+
+/* PERM answers on one socketmap connection before it is closed: each is
+ * logged, and an MTA sends none (its keys are addresses and host names),
+ * so without a cap a client could make us log without end (as WHOSON). */
+#define SOCKETMAP_BAD_MAX 10
+
+/* Postfix closes an idle socketmap connection after 10 s; Sendmail keeps
+ * its connection for the whole SMTP session, which its own timeouts
+ * bound (an hour for a slow DATA). Ours is a backstop, as for policy. */
+#define SOCKETMAP_IDLE_S 600
+
+/* Answers queued for a policy, WHOSON or socketmap peer that does not
+ * read them, before its requests stop being read: a real client reads
+ * each answer before its next request, so a few KB is dozens of answers
+ * of slack. A peer pipelining requests without reading would otherwise
+ * make us queue without end (3-byte requests, 40-byte answers). */
 #define REQ_OUT_HIGH (4 * 1024)
 
 /* ---- the Dovecot door (HTTP/1.1: auth policy requests, event posts) ---- */

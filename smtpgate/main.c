@@ -1,7 +1,8 @@
 /*
- * smtpgate: relay decisions from POP3 grants, behind three front doors
- * (an SMTP gate in front of the MTA, a Postfix policy service, WHOSON),
- * and grants from Dovecot logins (its auth policy and event posts).
+ * smtpgate: relay decisions from POP3 grants, behind four front doors
+ * (an SMTP gate in front of the MTA, a Postfix policy service, WHOSON,
+ * a socketmap for Postfix and Sendmail), and grants from Dovecot
+ * logins (its auth policy and event posts).
  *
  * Start-up: read and check the configuration (all errors, then refuse),
  * bind, read the user file, drop privileges, connect to Redis (in the
@@ -20,6 +21,7 @@
 #include "smtpgate/reqconn.h"
 #include "smtpgate/sendermap.h"
 #include "smtpgate/session.h"
+#include "smtpgate/socketmap.h"
 #include "smtpgate/whoson.h"
 
 #include "authbridge/auth.h"
@@ -251,13 +253,19 @@ static int open_listeners(struct gate *g)
     const struct smtpgate_conf *sc = g->sc;
 
     g->listeners = listeners_new(g->base);
+    if (sc->socketmap_listen.n > 0 && sc->sender_binding)
+        log_warn("event=socketmap_without_sender_binding (sender_binding "
+                 "is on, and a socketmap lookup carries no sender: every "
+                 "grant answers NOTFOUND; use policy_listen or the SMTP gate)");
     return open_metrics(g) | add_list(g, &sc->d.listen, GATE_LISTEN_SMTP, smtp_session_accept) |
            add_list(g, &sc->d.listen_tls, GATE_LISTEN_SMTPS,
                     smtp_session_accept) |
            add_list(g, &sc->policy_listen, GATE_LISTEN_POLICY, policy_accept) |
            add_list(g, &sc->whoson_listen, GATE_LISTEN_WHOSON, whoson_accept) |
            add_list(g, &sc->dovecot_listen, GATE_LISTEN_DOVECOT,
-                    dovecot_accept);
+                    dovecot_accept) |
+           add_list(g, &sc->socketmap_listen, GATE_LISTEN_SOCKETMAP,
+                    socketmap_accept);
 }
 
 static void free_all(struct gate *g)
@@ -271,6 +279,7 @@ static void free_all(struct gate *g)
     services_stop(&g->svc);           /* pending calls end: their owners */
     reqdoor_free(g->policy_door);     /* must still be there */
     reqdoor_free(g->whoson_door);
+    socketmap_free(g->socketmap);
     decisions_free(g->decisions);
     dovecot_free(g->dovecot);
     ds_free_all();
@@ -306,6 +315,7 @@ static int setup(struct gate *g, const struct daemon_opts *o)
     g->whoson_door = whoson_door_new();
     if (g->sc->dovecot_listen.n > 0)
         g->dovecot = dovecot_new(g);
+    g->socketmap = socketmap_new();
     if (open_listeners(g) < 0 ||
         services_load_users(&g->svc, g->base, &g->sc->d) < 0)
         return -1;
@@ -349,10 +359,10 @@ int main(int argc, char **argv)
     if (setup(&g, &o) < 0)
         return 1;
     log_info("event=started smtp=%zu smtps=%zu policy=%zu whoson=%zu "
-             "dovecot=%zu metrics=%zu downstream=%s redis=%s",
+             "dovecot=%zu metrics=%zu socketmap=%zu downstream=%s redis=%s",
              g.sc->d.listen.n, g.sc->d.listen_tls.n, g.sc->policy_listen.n,
              g.sc->whoson_listen.n, g.sc->dovecot_listen.n,
-             g.sc->d.metrics_listen.n,
+             g.sc->d.metrics_listen.n, g.sc->socketmap_listen.n,
              g.sc->downstream.family ? g.sc->downstream.text : "none",
              g.conf->redis.sentinels.n ? "sentinel" :
              g.conf->redis.address.text);
@@ -361,6 +371,7 @@ int main(int argc, char **argv)
     event_base_dispatch(g.base);
     notify_free(g.notify);
     policy_log_summary();
+    socketmap_log_summary(g.socketmap);
     log_info("event=stopped");
     free_all(&g);
     return 0;

@@ -47,6 +47,7 @@ struct reqconn {
     bool gone;                    /* error, timeout, or we close */
     bool eof;                     /* the peer sent all it will send */
     bool in_process;
+    bool refused;                 /* closing after limits.refusal */
     bool reading, writing;        /* rev, wev armed */
 };
 
@@ -106,8 +107,21 @@ int reqblock_parse(char *buf, size_t len, const struct reqconn_limits *lim,
 
 /* ---- the connection --------------------------------------------------------- */
 
+/* Read away what the peer already sent: closing with input unread
+ * makes the kernel send a reset, which can destroy the refusal still on
+ * its way to the peer. Bounded: a peer still sending gets the reset. */
+static void discard_input(evutil_socket_t fd)
+{
+    char junk[4096];
+
+    for (int i = 0; i < 16 && read(fd, junk, sizeof(junk)) > 0; i++)
+        ;
+}
+
 static void rc_free(struct reqconn *rc)
 {
+    if (rc->refused)
+        discard_input(rc->fd);
     LIST_REMOVE(rc, link);
     conncap_release(rc->door->cap, rc->peer_text);
     rc->ops->on_close(rc->arg);
@@ -171,6 +185,24 @@ static int frame(struct reqconn *rc, size_t *n)
     return fn(rc->buf, rc->len, rc->lim, rc->lines, n, &rc->cur_used);
 }
 
+static bool send_reply(struct reqconn *rc, const char *data, size_t len);
+
+/* Input the framing refused: nothing after it can be trusted to start a
+ * request. Say so if the door has words for it, then close once they
+ * are written (as after the peer's end of input). */
+static void refuse(struct reqconn *rc)
+{
+    const char *text = rc->lim->refusal;
+
+    rc->len = 0;
+    rc->refused = true;
+    if (text == NULL || !send_reply(rc, text, strlen(text))) {
+        rc_gone(rc);
+        return;
+    }
+    rc->eof = true;
+}
+
 /* Take the requests already read, one at a time, while the peer reads
  * its answers. After the peer's end of input, close once the last
  * complete request is answered and the answers are written. */
@@ -191,7 +223,7 @@ static void process(struct reqconn *rc)
                 log_info("event=request_refused door=%s client=%s reason="
                          "\"over a limit or malformed\" suppressed=%u",
                          rc->door->name, rc->peer_text, left_out);
-            rc_gone(rc);
+            refuse(rc);
             break;
         }
         rc->busy = true;

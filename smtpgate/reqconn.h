@@ -38,8 +38,8 @@ struct reqconn_limits;
  * A framing: one request at the start of buf[0..len). Returns 1 with
  * its parts [0, *n) pointing into buf (NUL-terminated in place) and
  * *used the octets of the request; 0 if incomplete; -1 if it breaks a
- * limit or is malformed (the connection is closed). buf is modified only
- * on 1.
+ * limit or is malformed (the connection is closed, after limits.refusal
+ * if there is one). buf is modified only on 1.
  */
 typedef int reqconn_frame_fn(char *buf, size_t len,
                              const struct reqconn_limits *lim, char **parts,
@@ -52,6 +52,9 @@ struct reqconn_limits {
     size_t out_high;              /* answers queued before reading stops */
     unsigned idle_s;              /* close an idle (or non-reading) peer */
     reqconn_frame_fn *frame;      /* NULL: reqblock_parse */
+    /* Sent (as is) to a peer whose input the framing refused, before the
+     * connection closes; NULL: close without a word. */
+    const char *refusal;
 };
 
 /* The default framing: lines ended by an empty line. */

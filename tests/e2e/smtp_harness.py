@@ -347,6 +347,7 @@ class Gate(Daemon):
         self.tls_port = free_port()
         self.policy_port = free_port()
         self.whoson_port = free_port()
+        self.socketmap_port = free_port()
 
     def _listen_keys(self):
         return {
@@ -354,6 +355,7 @@ class Gate(Daemon):
             "listen_tls": f"127.0.0.1:{self.tls_port}",
             "policy_listen": f"127.0.0.1:{self.policy_port}",
             "whoson_listen": f"127.0.0.1:{self.whoson_port}",
+            "socketmap_listen": f"127.0.0.1:{self.socketmap_port}",
         }
 
     def rewrite_config(self, **keys):

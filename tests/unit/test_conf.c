@@ -803,6 +803,9 @@ static void smtpgate_policy_service_alone_needs_no_downstream(void **state)
                     conf_require_smtpgate, NULL);
     expect_required("[smtpgate]\nlisten =\nwhoson_listen = 127.0.0.1:9876\n",
                     conf_require_smtpgate, NULL);
+    expect_required("[smtpgate]\nlisten =\nsocketmap_listen = [::1]:10032, "
+                    "unix:/run/authbridge/socketmap\n", conf_require_smtpgate,
+                    NULL);
 }
 
 static void smtpgate_needs_some_listener(void **state)
@@ -810,7 +813,8 @@ static void smtpgate_needs_some_listener(void **state)
     (void)state;
     expect_required("[smtpgate]\nlisten =\n", conf_require_smtpgate,
                     "[smtpgate] needs at least one of listen, listen_tls, "
-                    "policy_listen, whoson_listen, dovecot_listen", NULL);
+                    "policy_listen, whoson_listen, dovecot_listen, "
+                    "socketmap_listen", NULL);
 }
 
 static void smtpgate_dovecot_door_needs_a_long_enough_key(void **state)
