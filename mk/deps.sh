@@ -13,7 +13,7 @@ libcrypt-dev libcmocka-dev libinih-dev redis-server redis-tools
 python3 python3-pytest python3-redis curl fetchmail swaks postfix openssl
 mandoc systemd fail2ban iproute2
 debhelper dpkg-dev fakeroot lintian mmdebstrap
-dovecot-pop3d dovecot-imapd ucspi-tcp"
+dovecot-pop3d dovecot-imapd ucspi-tcp m4"
 
 missing=""
 for p in $PKGS; do
