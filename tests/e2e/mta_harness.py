@@ -18,15 +18,19 @@ Debian's /etc/exim4. The real /etc is not touched.
   Namespace(folder, hostname, etc)  argv prefix running a command inside
   check_mail(pop, source)           a real POP3 login from that address
   swaks(port, source, to, ...)      one SMTP transaction, swaks' transcript
-  recipe(sample, start, end)        the lines of a conf/ sample the README shows
+  recipe(sample, marker)            the lines of a conf/ sample the README shows
+  Exim(prefix)                      Debian's Exim, private, receive-only
 """
 
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
+
+from conftest import free_port, wait_listening
 
 REPO = Path(__file__).resolve().parents[2]
 DEBS = REPO / "build" / "debs"
@@ -194,3 +198,73 @@ def recipe(sample, marker="#"):
     start = text.index(begin)
     start = text.index("\n", start) + 1
     return text[start:text.index(end, start)]
+
+
+# ---- Exim -------------------------------------------------------------------------
+
+EXIM_PACKAGES = ["exim4-daemon-heavy", "exim4-base", "exim4-config"]
+
+
+class Exim:
+    """Debian's Exim 4.96 (heavy), receive-only: a daemon on a free port
+    (`-bdf -oX`), its spool and log in a folder of ours, run as a
+    Debian-exim user that exists only in its namespace's /etc. It would
+    re-execute /usr/sbin/exim4 to deliver, so configurations say
+    queue_only and no queue runner is started."""
+
+    def __init__(self, prefix):
+        self.root = private_root("exim", EXIM_PACKAGES)
+        self.binary = self.root / "usr/sbin/exim4"
+        self.folder = Path(tempfile.mkdtemp(prefix=prefix))
+        self.folder.chmod(0o755)
+        self.port, self.whoson_port = free_port(), free_port()
+        self.uid = free_id()
+        self.spool, self.logdir = self.folder / "spool", self.folder / "log"
+        for d in (self.spool, self.logdir):
+            d.mkdir()
+            os.chown(d, self.uid, self.uid)
+        self.etc = {
+            "passwd": with_user(Path("/etc/passwd").read_text(),
+                                f"Debian-exim:x:{self.uid}:{self.uid}::"
+                                f"{self.spool}:/usr/sbin/nologin"),
+            "group": with_user(Path("/etc/group").read_text(),
+                               f"Debian-exim:x:{self.uid}:"),
+            "mailname": "exim.test\n",
+        }
+        self.ns = Namespace(self.folder, "exim.test", self.etc)
+        self.env = {**os.environ, "LD_LIBRARY_PATH": library_path(self.root)}
+        self.config = None
+        self.proc = None
+
+    def on_our_port(self, text):
+        assert "inet:127.0.0.1:9876" in text
+        return text.replace("inet:127.0.0.1:9876",
+                            f"inet:127.0.0.1:{self.whoson_port}")
+
+    @property
+    def mainlog(self):
+        path = self.logdir / "mainlog"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            self.ns.argv() + [str(self.binary), "-C", str(self.config), "-bdf",
+                              "-oX", str(self.port)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, env=self.env)
+        try:
+            wait_listening(self.port, 30, what="Exim to listen")
+        except BaseException:
+            self.proc.kill()
+            raise AssertionError(self.proc.communicate()[1].decode() +
+                                 self.mainlog)
+
+    def stop(self):
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.folder, ignore_errors=True)
