@@ -49,17 +49,19 @@ def master_cf(smtpd_port):
     return "\n".join(out) + "\n"
 
 
-def main_cf(folder, policy_port):
-    sample = (Path(__file__).resolve().parents[2] /
-              "conf/postfix-main.cf.sample").read_text()
-    # The restrictions exactly as the sample gives them, on our port.
+def main_cf(folder, policy_port, map_port, sample):
+    sample = (Path(__file__).resolve().parents[2] / "conf" /
+              sample).read_text()
+    # The restrictions exactly as the sample gives them, on our ports.
     lines = [l for l in sample.splitlines()
              if l.startswith(("smtpd_recipient_restrictions",
                               "smtpd_relay_restrictions", " ", "\t"))
              and not l.lstrip().startswith("#")]
-    restrictions = "\n".join(lines).replace("127.0.0.1:10031",
-                                            f"127.0.0.1:{policy_port}")
-    assert "check_policy_service" in restrictions
+    restrictions = "\n".join(lines).replace(
+        "127.0.0.1:10031", f"127.0.0.1:{policy_port}").replace(
+        "127.0.0.1:10032", f"127.0.0.1:{map_port}")
+    assert "check_policy_service" in restrictions or \
+        "check_client_access socketmap:" in restrictions
     return f"""compatibility_level = 3.6
 queue_directory = {folder}/spool
 data_directory = {folder}/data
@@ -82,7 +84,9 @@ smtpd_authorized_xclient_hosts = 127.0.0.1
 
 
 class Postfix:
-    def __init__(self):
+    """sample: the conf/ file whose restrictions this instance runs."""
+
+    def __init__(self, sample="postfix-main.cf.sample"):
         # Not under pytest's tmp folders: those are 0700 and the postfix
         # user must reach its data_directory.
         self.folder = Path(tempfile.mkdtemp(prefix="ab-postfix-"))
@@ -92,10 +96,11 @@ class Postfix:
         shutil.chown(self.folder / "data", "postfix")
         self.port = free_port()
         self.policy_port = free_port()
+        self.map_port = free_port()
         self.log = self.folder / "maillog"
         (self.folder / "master.cf").write_text(master_cf(self.port))
-        (self.folder / "main.cf").write_text(main_cf(self.folder,
-                                                     self.policy_port))
+        (self.folder / "main.cf").write_text(main_cf(
+            self.folder, self.policy_port, self.map_port, sample))
 
     def start(self):
         set_alternate_dirs(alternate_dirs() + [str(self.folder)])
