@@ -26,6 +26,7 @@ static void usage(FILE *f)
         "  why ADDR [--from S] [--rcpt R] [--json]\n"
         "                                what smtpgate would decide for ADDR, and why\n"
         "                                (exit 1: it would refuse)\n"
+        "  checkrelay PROG [ARG...]      RELAYCLIENT for a granted TCPREMOTEIP, then exec PROG\n"
         "  -c FILE  configuration (default " CLI_DEFAULT_CONF ")\n"
         "  -t       check the configuration and exit\n");
 }
@@ -40,6 +41,7 @@ static const struct verb {
     { "watch", cmd_watch, false },   { "stats", cmd_stats, false },
     { "postlogin", cmd_postlogin, true },
     { "why", cmd_why, false },
+    { "checkrelay", cmd_checkrelay, true },
 };
 
 static const struct verb *verb_named(const char *name)

@@ -86,5 +86,8 @@ int cmd_stats(int argc, char **argv);
 /* Runs also when the configuration cannot be loaded (cli_conf NULL). */
 int cmd_postlogin(int argc, char **argv);
 int cmd_why(int argc, char **argv);
+/* Runs also when the configuration cannot be loaded: it execs its
+ * program whatever the file says (cli_checkrelay.c). */
+int cmd_checkrelay(int argc, char **argv);
 
 #endif

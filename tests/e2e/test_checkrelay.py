@@ -1,0 +1,220 @@
+"""`authbridge checkrelay` as qmail and Courier use it, under ucspi-tcp's
+real tcpserver, in front of a stand-in for qmail-smtpd (qmail is not in
+Debian 12) that says whether RELAYCLIENT reached it:
+
+  tcpserver -v -R -H -l0 -x tcp.smtp.cdb 127.0.0.1 PORT \\
+      authbridge -c authbridge.conf checkrelay qmail-smtpd
+
+Granted -> RELAYCLIENT="", not granted or Redis down -> none (and why, on
+tcpserver's log), preset by the tcprules database -> passed through
+without asking Redis. Also through Redis Sentinel, and within
+redis.timeout_ms however many sentinels hang.
+"""
+
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import (REDIS_SERVER, RedisServer, free_port, program,
+                      wait_listening, wait_until, write_config)
+from mta_harness import CUSTOMER, NEIGHBOUR
+
+TRUSTED = "127.0.6.9"          # tcprules gives it RELAYCLIENT
+STANDIN = """#!/bin/sh
+# qmail-smtpd's stand-in: what qmail-smtpd would act on, then goodbye.
+if [ "${RELAYCLIENT+set}" = set ]; then
+    echo "220 stand-in RELAYCLIENT=[$RELAYCLIENT] TCPREMOTEIP=$TCPREMOTEIP"
+else
+    echo "220 stand-in no RELAYCLIENT TCPREMOTEIP=$TCPREMOTEIP"
+fi
+"""
+
+
+class TcpServer:
+    """tcpserver running `authbridge -c CONF checkrelay STANDIN`, its log
+    (tcpserver's -v lines and the programs' stderr) in a file."""
+
+    def __init__(self, folder, config):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.standin = self.folder / "qmail-smtpd"
+        self.standin.write_text(STANDIN)
+        self.standin.chmod(0o755)
+        rules = self.folder / "tcp.smtp"
+        rules.write_text(f'{TRUSTED}:allow,RELAYCLIENT=""\n:allow\n')
+        self.cdb = self.folder / "tcp.smtp.cdb"
+        subprocess.run(["tcprules", str(self.cdb), str(self.cdb) + ".tmp"],
+                       stdin=rules.open(), check=True, timeout=10)
+        self.log_path = self.folder / "tcpserver.log"
+        self.proc = subprocess.Popen(
+            ["tcpserver", "-v", "-R", "-H", "-l0", "-x", str(self.cdb),
+             "127.0.0.1", str(self.port),
+             str(program("authbridge/authbridge")), "-c", str(config),
+             "checkrelay", str(self.standin)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=open(self.log_path, "wb"))
+        wait_listening(self.port, 10, what="tcpserver")
+
+    def greeting(self, source):
+        """The stand-in's line, for a connection from source."""
+        with socket.create_connection(("127.0.0.1", self.port), 10,
+                                      source_address=(source, 0)) as s:
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        return data.decode().strip()
+
+    def log(self):
+        return self.log_path.read_text(errors="replace")
+
+    def checkrelay_line(self, source):
+        return wait_until(lambda: next(
+            (l for l in self.log().splitlines()
+             if "authbridge checkrelay:" in l and f"client={source} " in l),
+            None), 5, what=f"checkrelay's line for {source}")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def tcpserver(tmp_path, ab_config):
+    t = TcpServer(tmp_path / "tcpserver", ab_config())
+    yield t
+    t.stop()
+
+
+def grant(config, addr, user="alice"):
+    out = subprocess.run([str(program("authbridge/authbridge")), "-c",
+                          str(config), "grant", addr, user],
+                         capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0, out.stderr
+
+
+def test_a_granted_client_gets_relayclient(tcpserver, ab_config):
+    grant(ab_config(), CUSTOMER)
+    assert tcpserver.greeting(CUSTOMER) == \
+        f"220 stand-in RELAYCLIENT=[] TCPREMOTEIP={CUSTOMER}"
+    line = tcpserver.checkrelay_line(CUSTOMER)
+    assert "relay=yes user=alice" in line, line
+
+
+def test_a_client_without_a_grant_does_not(tcpserver):
+    assert tcpserver.greeting(NEIGHBOUR) == \
+        f"220 stand-in no RELAYCLIENT TCPREMOTEIP={NEIGHBOUR}"
+    line = tcpserver.checkrelay_line(NEIGHBOUR)
+    assert 'relay=no why="no live grant"' in line, line
+
+
+def test_redis_down_runs_the_mta_without_relayclient_and_says_why(
+        tcpserver, ab_config, redis_server):
+    grant(ab_config(), CUSTOMER)
+    redis_server.stop()
+    assert tcpserver.greeting(CUSTOMER) == \
+        f"220 stand-in no RELAYCLIENT TCPREMOTEIP={CUSTOMER}"
+    line = tcpserver.checkrelay_line(CUSTOMER)
+    assert "relay=tempfail why=" in line and "Redis" in line, line
+
+
+def test_relayclient_from_tcprules_passes_without_asking(tcpserver,
+                                                        redis_server):
+    redis_server.stop()            # not needed: it is not asked
+    assert tcpserver.greeting(TRUSTED) == \
+        f"220 stand-in RELAYCLIENT=[] TCPREMOTEIP={TRUSTED}"
+    tcpserver.greeting(NEIGHBOUR)  # a line we can wait for
+    tcpserver.checkrelay_line(NEIGHBOUR)
+    assert f"client={TRUSTED}" not in tcpserver.log()
+
+
+def test_a_revoked_grant_stops_relaying_at_the_next_connection(tcpserver,
+                                                               ab_config):
+    grant(ab_config(), CUSTOMER)
+    assert "RELAYCLIENT=[]" in tcpserver.greeting(CUSTOMER)
+    out = subprocess.run([str(program("authbridge/authbridge")), "-c",
+                          str(ab_config()), "revoke", CUSTOMER],
+                         capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0, out.stderr
+    assert "no RELAYCLIENT" in tcpserver.greeting(CUSTOMER)
+
+
+def test_a_broken_configuration_still_runs_the_mta(tmp_path):
+    bad = tmp_path / "broken.conf"
+    bad.write_text("[redis]\ntimeout_ms = soon\n")
+    t = TcpServer(tmp_path / "t", bad)
+    try:
+        assert "no RELAYCLIENT" in t.greeting(CUSTOMER)
+        line = t.checkrelay_line(CUSTOMER)
+        assert "configuration unusable" in line, line
+        assert "timeout_ms" in t.log()       # the file's own error, logged
+    finally:
+        t.stop()
+
+
+def run_checkrelay(config, source, timeout=30):
+    """checkrelay as tcpserver runs it (its environment), without a socket."""
+    env = {**os.environ, "PROTO": "TCP", "TCPREMOTEIP": source}
+    env.pop("RELAYCLIENT", None)
+    return subprocess.run(
+        [str(program("authbridge/authbridge")), "-c", str(config),
+         "checkrelay", "sh", "-c", 'echo "${RELAYCLIENT-unset}"'],
+        env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def start_sentinel(folder, master_port):
+    port = free_port()
+    conf = Path(folder) / f"sentinel-{port}.conf"
+    conf.write_text(f"port {port}\nbind 127.0.0.1\n"
+                    f"sentinel monitor mymaster 127.0.0.1 {master_port} 1\n")
+    proc = subprocess.Popen([REDIS_SERVER, str(conf), "--sentinel"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_listening(port, 10, what="the sentinel")
+    return port, proc
+
+
+def test_through_sentinel_even_when_the_first_one_hangs(tmp_path, redis_server,
+                                                        ab_config):
+    grant(ab_config(), CUSTOMER)
+    hung = RedisServer(tmp_path / "hung").start()
+    hung.pause()
+    port, sentinel = start_sentinel(tmp_path, redis_server.port)
+    try:
+        config = write_config(tmp_path / "sentinel.conf", {
+            "redis": {"sentinels": [hung.address, f"127.0.0.1:{port}"],
+                      "master_name": "mymaster", "timeout_ms": 1000}})
+        out = run_checkrelay(config, CUSTOMER)
+        assert out.stdout == "\n", out.stderr           # RELAYCLIENT=""
+        assert "relay=yes user=alice" in out.stderr
+        assert run_checkrelay(config, NEIGHBOUR).stdout == "unset\n"
+    finally:
+        sentinel.kill()
+        sentinel.wait()
+        hung.stop()
+
+
+def test_hung_sentinels_cost_one_timeout_not_one_each(tmp_path):
+    hung = [RedisServer(tmp_path / f"hung{i}").start() for i in range(8)]
+    for h in hung:
+        h.pause()
+    try:
+        config = write_config(tmp_path / "sentinels.conf", {
+            "redis": {"sentinels": [h.address for h in hung],
+                      "master_name": "mymaster", "timeout_ms": 500}})
+        started = time.monotonic()
+        out = run_checkrelay(config, CUSTOMER)
+        took = time.monotonic() - started
+        assert out.stdout == "unset\n" and "relay=tempfail" in out.stderr, \
+            out.stderr
+        # One deadline for all: eight sentinels at 500 ms each would be 4 s.
+        assert took < 2.5, took
+    finally:
+        for h in hung:
+            h.stop()
