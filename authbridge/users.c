@@ -35,18 +35,6 @@ static const struct {
     { "BLF-CRYPT", SCHEME_CRYPT },    { "YESCRYPT", SCHEME_CRYPT },
 };
 
-bool users_valid_name(const char *name)
-{
-    size_t n = strlen(name);
-
-    if (n == 0 || n > USER_NAME_MAX)
-        return false;
-    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-        if (*p <= ' ' || *p == 0x7f || *p == ':')
-            return false;
-    return true;
-}
-
 static void user_free(void *p)
 {
     struct user *u = p;
