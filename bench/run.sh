@@ -1,11 +1,13 @@
 #!/bin/sh
-# make bench: every benchmark of issues 3 (pop3d) and 4 (smtpgate), with
-# its baseline measured in the same run, medians of several runs.
+# make bench: every benchmark of issues 3 (pop3d), 4 (smtpgate) and 10
+# (checkrelay, the MTA wirings), each with its baseline measured in the
+# same run, medians of several runs.
 #
 # Everything runs on loopback from a temporary folder, started here and
 # stopped at the end whatever happens: a private redis-server, pop3d with
-# generated users and Maildirs, the do-nothing responders, smtpgate and
-# smtp-sink.
+# generated users and Maildirs, the do-nothing responders, smtpgate,
+# smtp-sink and tcpserver; for mta, the private MTAs of the end-to-end
+# tests (bench/mta.py).
 #
 # Environment:
 #   AB_OUT         folder holding pop3d/pop3d, smtpgate/smtpgate,
@@ -13,6 +15,7 @@
 #   BENCH_SECONDS  length of one measured run (default 5)
 #   BENCH_RUNS     runs per figure, the median is reported (default 5)
 #   BENCH_ONLY     a subset of: login retr idle policy proxy hooks
+#                  checkrelay mta
 #   BENCH_LOGINS   logins per run of the "hooks" figures (default 200)
 #   BENCH_RETR_CLIENTS  RETR client counts (default "1 4")
 #   BENCH_IDLE_CONNS    idle connections to hold (default 10000)
@@ -26,13 +29,14 @@ AB_OUT=$(cd "${AB_OUT:-$REPO}" && pwd)
 BENCH=$AB_OUT/bench
 SECS=${BENCH_SECONDS:-5}
 RUNS=${BENCH_RUNS:-5}
-ONLY=${BENCH_ONLY:-login retr idle policy proxy hooks}
+ONLY=${BENCH_ONLY:-login retr idle policy proxy hooks checkrelay mta}
 RETR_CLIENTS=${BENCH_RETR_CLIENTS:-1 4}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
 
 . "$REPO/bench/lib.sh"
 . "$REPO/bench/pop3d.sh"
 . "$REPO/bench/smtpgate.sh"
+. "$REPO/bench/mta.sh"
 
 wants() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 
@@ -102,6 +106,8 @@ if wants hooks; then
         say "== login hooks: needs dovecot and smtpgate; skipped"
     fi
 fi
+wants checkrelay && timed bench_checkrelay
+wants mta && timed bench_mta
 
 say ""
 say "done, load average now $(cut -d' ' -f1-3 /proc/loadavg)"
