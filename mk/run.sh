@@ -147,7 +147,8 @@ authbridge demo is running; Ctrl-C stops everything. Logs: run/logs/.
 TOUR
 if [ "$GATE" = yes ]; then
 cat <<TOUR
-  smtpgate  127.0.0.1:2525 (SMTP), 2465 (SMTPS), policy 10031, WHOSON 9876
+  smtpgate  127.0.0.1:2525 (SMTP), 2465 (SMTPS), policy 10031, WHOSON 9876,
+            socketmap 10032
   Postfix   127.0.0.1:10025, the downstream MTA (delivers example.net)
 
 Try it as a customer whose mail client sits at 127.0.0.2:

@@ -14,7 +14,7 @@ import redis
 
 from conftest import AB_OUT, REPO, port_open, read_line
 
-PORTS = (16379, 1110, 1995, 2525, 2465, 10031, 9876, 10025)
+PORTS = (16379, 1110, 1995, 2525, 2465, 10031, 9876, 10032, 10025)
 CUSTOMER = "127.0.0.2"
 
 
