@@ -383,3 +383,16 @@ def test_ipv6_and_unix_socket_listeners(gate_factory, rdb):
         g.stop()
         if os.path.exists(path):
             os.unlink(path)
+
+
+def test_a_socketmap_port_another_door_has_is_refused_by_the_check(
+        gate_factory):
+    g = gate_factory(start=False)
+    g.rewrite_config(socketmap_listen=f"127.0.0.1:{g.policy_port}")
+    out = subprocess.run([str(program("smtpgate/smtpgate")), "-c",
+                          str(g.config), "-t"], capture_output=True,
+                         text=True, timeout=10)
+    assert out.returncode == 1
+    assert f"socketmap_listen: 127.0.0.1:{g.policy_port} cannot be bound: " \
+           f"127.0.0.1:{g.policy_port} is in policy_listen" in out.stderr, \
+        out.stderr
