@@ -417,7 +417,10 @@ class Daemon:
                     return "busy"
                 pytest.fail(f"{self.name} exited {self.proc.returncode}:\n"
                             f"{self.log()}")
-            return port_open(self.port, address)
+            # "started" comes once every listener is bound: the probed
+            # port alone may be up while a later one fails to bind.
+            return port_open(self.port, address) and \
+                "event=started" in self.log()
         if wait_until(up, timeout, what=f"{self.name} to listen") == "busy":
             self.logf.close()
             self.proc = None
