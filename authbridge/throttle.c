@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define THROTTLE_V6_PREFIX 64   /* one customer's IPv6 network */
 #define KEY_MAX (GRANT_PREFIX_MAX + 300)
 
 struct throttle {
@@ -111,21 +110,6 @@ enum throttle_verdict throttle_decide(const struct throttle_conf *tc,
     d = over >= 30 ? tc->max_delay_ms : (unsigned long long)tc->delay_ms << over;
     *delay_ms = d > tc->max_delay_ms ? tc->max_delay_ms : (unsigned)d;
     return THROTTLE_DELAY;
-}
-
-void throttle_addr_key(const char *prefix, const struct ab_addr *a,
-                       char *out, size_t len)
-{
-    char text[ADDR_TEXT_MAX];
-
-    addr_grant_text(a, THROTTLE_V6_PREFIX, text);
-    snprintf(out, len, "%sfail:%s", prefix, text);
-}
-
-void throttle_user_key(const char *prefix, const char *user, char *out,
-                       size_t len)
-{
-    snprintf(out, len, "%sfailuser:%.256s", prefix, user);
 }
 
 static void addr_key(const struct throttle *t, const struct ab_addr *a,

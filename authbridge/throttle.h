@@ -64,6 +64,9 @@ void throttle_succeeded(struct throttle *t, const struct ab_addr *a,
 void throttle_unchecked(struct throttle *t, const struct ab_addr *a,
                         const char *user, bool counted);
 
+/* An IPv6 address is counted with its whole /64: one customer's network. */
+#define THROTTLE_V6_PREFIX 64
+
 /* The keys of an address's and a user's counts (the admin command reads
  * them): "<prefix>fail:<addr, IPv6 its /64>", "<prefix>failuser:<user>". */
 void throttle_addr_key(const char *prefix, const struct ab_addr *a,
