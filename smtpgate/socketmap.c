@@ -10,6 +10,7 @@
  * line sums the answers.
  */
 #include "smtpgate/socketmap.h"
+#include "smtpgate/counters.h"
 #include "smtpgate/gate.h"
 #include "smtpgate/limits.h"
 #include "smtpgate/relay.h"
@@ -206,10 +207,12 @@ static void relay_cb(enum grant_status st, const char *user, long long ttl,
     if (path == RELAY_GRANT || path == RELAY_TEMPFAIL ||
         path == RELAY_SENDER_MISMATCH)
         relay_record(c->g, &q, path, user, LOG_INFO);
-    else
+    else {
         log_info("event=rcpt via=socketmap sid=%s client=%s map=%s path=none "
                  "answer=NOTFOUND", c->sid, c->client_text,
                  log_esc(c->req.name));
+        metric_inc(&gate_decisions, "socketmap", "none");
+    }
     if (path == RELAY_GRANT)
         answer(c, "OK", "OK");
     else if (path == RELAY_TEMPFAIL)

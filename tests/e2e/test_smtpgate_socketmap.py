@@ -12,6 +12,7 @@ import time
 import pytest
 
 from conftest import LineSocket, free_port, program, wait_until
+from metrics_harness import metrics_text, value
 from pop3_harness import sanitized
 from smtp_harness import gate, gate_factory, sink  # noqa: F401
 
@@ -399,3 +400,21 @@ def test_a_socketmap_port_another_door_has_is_refused_by_the_check(
     assert f"socketmap_listen: 127.0.0.1:{g.policy_port} cannot be bound: " \
            f"127.0.0.1:{g.policy_port} is in policy_listen" in out.stderr, \
         out.stderr
+
+
+def test_answers_are_counted_in_the_metrics(gate_factory, rdb):
+    port = free_port()
+    g = gate_factory(metrics_listen=f"127.0.0.1:{port}")
+    g.grant(rdb, "192.0.2.7", "alice")
+    c = client(g)
+    assert c.ask("relay", "192.0.2.7") == "OK OK"
+    assert c.ask("drac", "192.0.2.8") == "NOTFOUND "
+    assert c.ask("relay", "unknown") == "NOTFOUND "     # no decision
+    c.close()
+    text = metrics_text(port)
+    assert value(text, "authbridge_relay_decisions_total", via="socketmap",
+                 path="grant") == 1, text
+    assert value(text, "authbridge_relay_decisions_total", via="socketmap",
+                 path="none") == 1, text
+    assert value(text, "authbridge_connections_total",
+                 listener="socketmap") == 1, text
