@@ -1,4 +1,6 @@
 #include "grant.h"
+#include "grant_cache.h"
+#include "limits.h"
 #include "hmap.h"
 #include "log.h"
 #include "metrics.h"
@@ -36,6 +38,32 @@ struct grant_store {
     struct hmap *retry_by_key;
     TAILQ_HEAD(, retry) retries;
     struct event *retry_ev;
+    struct rscript put_script;        /* grant_put_script, by its SHA-1 */
+    struct grant_cache *cache;        /* NULL unless grant_store_cache() */
+    struct event *answers_ev;         /* hits answered from the loop */
+    TAILQ_HEAD(, cached_answer) answers;
+};
+
+/* A lookup answered from the cache, waiting for its turn on the loop:
+ * callbacks never run inside the call that asked (redis.h's contract). */
+struct cached_answer {
+    TAILQ_ENTRY(cached_answer) link;
+    grant_get_cb *cb;
+    void *arg;
+    char *user;                       /* NULL: no grant */
+};
+
+/* A lookup that goes to Redis while the cache is on: HGET, then for a
+ * grant found its PTTL (a change between the two is announced, and that
+ * spoils the ticket). */
+struct cached_read {
+    struct grant_store *gs;
+    grant_get_cb *cb;
+    void *arg;
+    char key[GRANT_KEY_MAX];
+    struct gcache_ticket ticket;
+    uint64_t track_epoch;
+    char *user;                       /* from the HGET */
 };
 
 struct put_req {
@@ -71,6 +99,13 @@ static bool exec_ok(const redisReply *r)
     return true;
 }
 
+/* The script's answer: the login count (an error reply is NULL here,
+ * logged by the connection). */
+static bool put_ok(const redisReply *r)
+{
+    return r != NULL && r->type == REDIS_REPLY_INTEGER;
+}
+
 static void put_finish(struct put_req *pr, enum grant_status st);
 
 static void wait_reply(redisReply *r, void *arg)
@@ -94,7 +129,7 @@ static void put_reply(redisReply *r, void *arg)
     const struct grant_settings *s = &pr->gs->settings;
     char n[16], t[16];
 
-    if (!exec_ok(r)) {
+    if (!put_ok(r)) {
         metric_inc(&metric_grants, "failed", NULL);
         put_finish(pr, GRANT_UNAVAILABLE);
         return;
@@ -118,7 +153,8 @@ static void put_send(struct grant_store *gs, const struct grant_info *g,
     struct grant_cmds c;
 
     grant_cmds_put(&c, &gs->settings, g, when, ttl);
-    rconn_transaction(gs->rc, put_reply, pr, c.cmd, c.n);
+    rconn_eval(gs->rc, put_reply, pr, &gs->put_script, 2, c.script_argc,
+               c.script_argv);
 }
 
 void grant_store_put(struct grant_store *gs, const struct grant_info *g,
@@ -349,12 +385,155 @@ static void lookup_reply(redisReply *r, void *arg)
     free(gr);
 }
 
+/* ---- the cache ---------------------------------------------------------- */
+
+static void answers_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct grant_store *gs = arg;
+    TAILQ_HEAD(, cached_answer) list = TAILQ_HEAD_INITIALIZER(list);
+    struct cached_answer *ca;
+
+    (void)fd;
+    (void)what;
+    /* Detach first: callbacks may look up again. */
+    TAILQ_CONCAT(&list, &gs->answers, link);
+    while ((ca = TAILQ_FIRST(&list)) != NULL) {
+        TAILQ_REMOVE(&list, ca, link);
+        ca->cb(ca->user ? GRANT_OK : GRANT_NONE, ca->user, -1, ca->arg);
+        free(ca->user);
+        free(ca);
+    }
+}
+
+static void answer_later(struct grant_store *gs, const char *user,
+                         grant_get_cb *cb, void *arg)
+{
+    struct cached_answer *ca = ab_malloc(sizeof(*ca));
+
+    ca->cb = cb;
+    ca->arg = arg;
+    ca->user = user ? ab_strdup(user) : NULL;
+    TAILQ_INSERT_TAIL(&gs->answers, ca, link);
+    event_active(gs->answers_ev, 0, 0);
+}
+
+static void on_inval(const char *key, size_t len, void *arg)
+{
+    struct grant_store *gs = arg;
+    char k[GRANT_KEY_MAX];
+
+    if (key == NULL) {
+        gcache_invalidate(gs->cache, NULL);
+        return;
+    }
+    if (len >= sizeof(k))
+        return;                       /* not one of our keys */
+    memcpy(k, key, len);
+    k[len] = '\0';
+    gcache_invalidate(gs->cache, k);
+}
+
+void grant_store_cache(struct grant_store *gs)
+{
+    if (gs->cache != NULL)
+        return;
+    gs->cache = gcache_new(GRANT_CACHE_MAX, GRANT_CACHE_MAX_AGE_MS);
+    rconn_track(gs->rc, on_inval, gs);
+}
+
+void grant_store_cache_clear(struct grant_store *gs)
+{
+    if (gs->cache != NULL)
+        gcache_invalidate(gs->cache, NULL);
+}
+
+/* Keep what the read found, if nothing overtook it. */
+static void keep(struct cached_read *cr, const char *user, uint64_t expires)
+{
+    struct grant_store *gs = cr->gs;
+
+    if (rconn_tracking(gs->rc) && rconn_track_epoch(gs->rc) == cr->track_epoch)
+        gcache_put(gs->cache, cr->key, cr->ticket, user, ab_now_ms(),
+                   expires);
+}
+
+/* A grant's expiry, to keep it no longer than it lives: PTTL -1 is a
+ * grant without one (written by hand), kept as long as any answer; -2,
+ * gone meanwhile (its deletion is announced anyway). */
+static void read_pttl(redisReply *r, void *arg)
+{
+    struct cached_read *cr = arg;
+
+    if (r != NULL && r->type == REDIS_REPLY_INTEGER &&
+        (r->integer > 0 || r->integer == -1))
+        keep(cr, cr->user, r->integer > 0 ?
+             ab_now_ms() + (uint64_t)r->integer : 0);
+    free(cr->user);
+    free(cr);
+}
+
+/* The answer goes out at once; a grant found is kept once its expiry is
+ * known (a second round trip, only the first time an address is found:
+ * a miss costs what a lookup always cost, one HGET). */
+static void read_user(redisReply *r, void *arg)
+{
+    struct cached_read *cr = arg;
+    struct grant_store *gs = cr->gs;
+
+    if (r == NULL) {
+        cr->cb(GRANT_UNAVAILABLE, NULL, -1, cr->arg);
+    } else if (r->type != REDIS_REPLY_STRING) {
+        keep(cr, NULL, 0);
+        cr->cb(GRANT_NONE, NULL, -1, cr->arg);
+    } else {
+        cr->cb(GRANT_OK, r->str, -1, cr->arg);
+        cr->user = ab_strdup(r->str);
+        const char *pttl[] = { "PTTL", cr->key };
+        const struct rcmd cmd = { 2, pttl, NULL };
+        rconn_command(gs->rc, read_pttl, cr, &cmd);
+        return;
+    }
+    free(cr);
+}
+
+/* The cache on and tracking live: answer from it, or read and keep. */
+static bool lookup_cached(struct grant_store *gs, const char *key,
+                          grant_get_cb *cb, void *arg)
+{
+    struct cached_read *cr;
+    const char *user;
+
+    if (gs->cache == NULL || !rconn_tracking(gs->rc)) {
+        metric_inc(&metric_grant_cache, "off", NULL);
+        return false;
+    }
+    if (gcache_get(gs->cache, key, ab_now_ms(), &user)) {
+        metric_inc(&metric_grant_cache, "hit", NULL);
+        answer_later(gs, user, cb, arg);
+        return true;
+    }
+    metric_inc(&metric_grant_cache, "miss", NULL);
+    cr = ab_calloc(1, sizeof(*cr));
+    cr->gs = gs;
+    cr->cb = cb;
+    cr->arg = arg;
+    snprintf(cr->key, sizeof(cr->key), "%s", key);
+    cr->ticket = gcache_reading(gs->cache, key);
+    cr->track_epoch = rconn_track_epoch(gs->rc);
+    const char *hget[] = { "HGET", key, "user" };
+    const struct rcmd cmd = { 3, hget, NULL };
+    rconn_command(gs->rc, read_user, cr, &cmd);
+    return true;
+}
+
 void grant_store_lookup(struct grant_store *gs, const struct ab_addr *a,
                         grant_get_cb *cb, void *arg)
 {
     char key[GRANT_KEY_MAX];
 
     store_key(gs, a, key);
+    if (lookup_cached(gs, key, cb, arg))
+        return;
     const char *hget[] = { "HGET", key, "user" };
     const struct rcmd cmd = { 3, hget, NULL };
     rconn_command(gs->rc, lookup_reply, get_req_new(cb, arg), &cmd);
@@ -426,6 +605,9 @@ struct grant_store *grant_store_new(struct rconn *rc,
         fatalx("redis prefix longer than %d bytes", GRANT_PREFIX_MAX);
     gs->rc = rc;
     gs->settings = *s;
+    rscript_init(&gs->put_script, grant_put_script);
+    TAILQ_INIT(&gs->answers);
+    gs->answers_ev = event_new(redis_base(rc), -1, 0, answers_cb, gs);
     gs->settings.prefix = ab_strdup(s->prefix);
     gs->settings.node = ab_strdup(s->node);
     snprintf(gs->decisionkey, sizeof(gs->decisionkey), "%sdecisions",
@@ -439,12 +621,21 @@ struct grant_store *grant_store_new(struct rconn *rc,
     return gs;
 }
 
+void grant_store_stop(struct grant_store *gs)
+{
+    if (gs != NULL)
+        answers_cb(-1, 0, gs);
+}
+
 void grant_store_free(struct grant_store *gs)
 {
     struct retry *rt;
 
     if (gs == NULL)
         return;
+    answers_cb(-1, 0, gs);
+    event_free(gs->answers_ev);
+    gcache_free(gs->cache);
     while ((rt = TAILQ_FIRST(&gs->retries)) != NULL) {
         TAILQ_REMOVE(&gs->retries, rt, link);
         retry_free(rt);

@@ -66,11 +66,26 @@ struct grant_cmds {
     struct rcmd cmd[5];
     int n;
     const char *argv[5][24];
+    /* A put as one script (grant_put_script): 2 keys, then its ARGV. */
+    const char *script_argv[10];
+    int script_argc;
     char key[GRANT_KEY_MAX], logkey[GRANT_KEY_MAX];
     char when[24], ttl[16], tls[2], maxlen[16];
 };
 
-/* Body of a grant transaction: HSETNX since, HSET, HINCRBY, EXPIRE, XADD. */
+/*
+ * A grant write as one Lua script, what the daemons send (EVALSHA): the
+ * same commands as the transaction below, in one command instead of
+ * seven (MULTI ... EXEC), so one Redis takes that many more grants a
+ * second. KEYS: the grant, the log stream; ARGV: user, time, node,
+ * method, tls, ttl, the stream's MAXLEN, the address. It returns the
+ * login count. The admin command, which links no libcrypto to name the
+ * script, sends the transaction: both write exactly the same.
+ */
+extern const char grant_put_script[];
+
+/* Body of a grant transaction: HSETNX since, HSET, HINCRBY, EXPIRE, XADD;
+ * and script_argv for grant_put_script. */
 void grant_cmds_put(struct grant_cmds *c, const struct grant_settings *s,
                     const struct grant_info *g, long long when, unsigned ttl);
 /* Body of a revocation of `key` (a full grant key): DEL, XADD. */
@@ -94,6 +109,21 @@ void grant_store_put(struct grant_store *gs, const struct grant_info *g,
 /* The user and remaining TTL (one round trip: MULTI HGET TTL EXEC). */
 void grant_store_get(struct grant_store *gs, const struct ab_addr *a,
                      grant_get_cb *cb, void *arg);
+
+/*
+ * Keep lookups in memory (hits and misses), exact through Redis's
+ * client-side caching (grant_cache.h, redis.h rconn_track): smtpgate,
+ * which asks about the same addresses again and again. Without tracking
+ * (Redis before 6, the invalidation connection down) every lookup goes
+ * to Redis, as without the cache.
+ */
+void grant_store_cache(struct grant_store *gs);
+/* Forget every lookup kept (SIGHUP). */
+void grant_store_cache_clear(struct grant_store *gs);
+
+/* After rconn_free(): answer the lookups the cache answered and the loop
+ * has not delivered yet, so their owners can go. */
+void grant_store_stop(struct grant_store *gs);
 
 /* The user only (HGET): the relay decision's hot path. ttl is -1. */
 void grant_store_lookup(struct grant_store *gs, const struct ab_addr *a,

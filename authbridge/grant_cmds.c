@@ -7,6 +7,7 @@
  */
 #include "grant.h"
 #include "log.h"
+#include "util.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -50,6 +51,27 @@ static void cmds_add(struct grant_cmds *c, const char *const *argv)
     c->n++;
 }
 
+const char grant_put_script[] =
+    "redis.call('HSETNX', KEYS[1], 'since', ARGV[2])\n"
+    "redis.call('HSET', KEYS[1], 'user', ARGV[1], 'renewed', ARGV[2],\n"
+    "           'node', ARGV[3], 'method', ARGV[4], 'tls', ARGV[5])\n"
+    "local n = redis.call('HINCRBY', KEYS[1], 'logins', 1)\n"
+    "redis.call('EXPIRE', KEYS[1], ARGV[6])\n"
+    "redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[7], '*', 'event',\n"
+    "           'grant', 'addr', ARGV[8], 'user', ARGV[1], 'method', ARGV[4],\n"
+    "           'tls', ARGV[5], 'node', ARGV[3], 'ttl', ARGV[6])\n"
+    "return n\n";
+
+static void script_args(struct grant_cmds *c, const struct grant_info *g,
+                        const char *node, const char *addr)
+{
+    const char *v[] = { c->key, c->logkey, g->user, c->when, node, g->method,
+                        c->tls, c->ttl, c->maxlen, addr };
+
+    memcpy(c->script_argv, v, sizeof(v));
+    c->script_argc = (int)AB_ARRAY_LEN(v);
+}
+
 void grant_cmds_put(struct grant_cmds *c, const struct grant_settings *s,
                     const struct grant_info *g, long long when, unsigned ttl)
 {
@@ -73,6 +95,7 @@ void grant_cmds_put(struct grant_cmds *c, const struct grant_settings *s,
              "*", "event", "grant", "addr", addr, "user", g->user,
              "method", g->method, "tls", c->tls, "node", node,
              "ttl", c->ttl, NULL });
+    script_args(c, g, node, addr);
 }
 
 void grant_cmds_revoke(struct grant_cmds *c, const struct grant_settings *s,

@@ -40,4 +40,13 @@
 /* Entries about the address shown (text and JSON). */
 #define WHY_SHOW_MAX               10
 
+/* ---- the gate's grant cache (grant_cache.c) -----------------------------
+ * Addresses whose lookups are kept: a provider's active customers at any
+ * moment, with room (an entry is ~100 bytes and its user: at most a few
+ * tens of MB); a full cache is emptied and refills from Redis. Every
+ * answer is also re-read after a minute at the latest, whatever Redis
+ * announced: a lost announcement costs a minute, never a day. */
+#define GRANT_CACHE_MAX         65536
+#define GRANT_CACHE_MAX_AGE_MS  60000
+
 #endif

@@ -114,6 +114,7 @@ extern struct metric metric_redis_up;            /* redis.c */
 extern struct metric metric_redis_latency;       /* redis.c */
 extern struct metric metric_redis_errors;        /* redis.c: kind */
 extern struct metric metric_grants;              /* grant.c: result */
+extern struct metric metric_grant_cache;         /* grant.c: smtpgate only */
 extern struct metric metric_throttle_blocks;     /* throttle.c: scope */
 extern struct metric metric_start_time;
 extern struct metric metric_reload_time;

@@ -29,6 +29,11 @@ struct metric metric_grants = METRIC_COUNTER("grants_total",
     "Grants written to Redis (logins, WHOSON LOGIN, retries), by result.",
     METRIC_LABEL("result", "written", "failed"));
 
+struct metric metric_grant_cache = METRIC_COUNTER("grant_cache_lookups_total",
+    "smtpgate's grant lookups: answered from memory (hit), read from Redis "
+    "and kept (miss), or read with the cache off (Redis without tracking).",
+    METRIC_LABEL("result", "hit", "miss", "off"));
+
 struct metric metric_throttle_blocks = METRIC_COUNTER("throttle_blocks_total",
     "Logins refused by the failed-login throttle before any password "
     "check, by what reached its limit.",

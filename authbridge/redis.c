@@ -1,4 +1,4 @@
-#include "redis.h"
+#include "redis_int.h"
 #include "conf.h"
 #include "log.h"
 #include "metrics.h"
@@ -14,62 +14,6 @@
 #include <sys/time.h>
 #include <time.h>
 
-#define BACKOFF_FIRST_MS 50
-#define BACKOFF_MAX_MS   500   /* recovery within a second of Redis return */
-#define PSUB_RETRY_MS    500
-
-enum rstate {
-    RS_DOWN,         /* waiting for the back-off timer */
-    RS_RESOLVING,    /* asking a sentinel for the master's address */
-    RS_CONNECTING,   /* connected or connecting, AUTH/SELECT/ROLE pending */
-    RS_UP,
-};
-
-struct rreq {
-    TAILQ_ENTRY(rreq) link;
-    struct rconn *rc;
-    rconn_cb *cb;
-    void *arg;
-    uint64_t deadline;
-    uint64_t sent_ns;             /* for the latency histogram */
-    bool raw_errors;              /* error replies reach cb (EVALSHA) */
-    bool timed_out;               /* dropped for being late */
-};
-TAILQ_HEAD(rreq_list, rreq);
-
-struct rconn {
-    struct event_base *base;
-    /* Copies of the settings: the config may be reloaded under us. */
-    char *password, *username, *master_name;
-    unsigned database, timeout_ms;
-    struct endpoint address;
-    struct endpoint *sentinels;
-    size_t nsentinels, sentinel_idx;
-
-    enum rstate state;
-    redisAsyncContext *ac;        /* the data connection */
-    redisAsyncContext *sac;       /* sentinel query, while resolving */
-    redisAsyncContext *psub;      /* sentinel +switch-master subscription */
-    char master_host[64];
-    unsigned master_port;
-
-    struct rreq_list pending;     /* handed to hiredis, oldest first */
-    struct rreq_list failq;       /* failed before sending: answer async */
-    size_t npending;
-    struct event *deadline_ev;    /* oldest pending request's deadline */
-    struct event *phase_ev;       /* back-off / resolve / connect deadline */
-    struct event *fail_ev;
-    struct event *psub_ev;
-    unsigned backoff_ms;
-    bool down_logged;             /* one log line per outage */
-    void (*on_up)(void *arg);
-    void *on_up_arg;
-    bool tried;                   /* the first attempt has ended */
-    void (*on_change)(void *arg);
-    void *on_change_arg;
-};
-
-static void rconn_start(struct rconn *rc);
 
 /* ---- the event-loop adapter ------------------------------------------------
  *
@@ -176,7 +120,7 @@ static void rio_cleanup(void *p)
     free(io);
 }
 
-static void rio_attach(redisAsyncContext *ac, struct event_base *base)
+void ri_attach(redisAsyncContext *ac, struct event_base *base)
 {
     struct rio *io = ab_calloc(1, sizeof(*io));
     int fd = ac->c.fd;
@@ -194,17 +138,16 @@ static void rio_attach(redisAsyncContext *ac, struct event_base *base)
     rio_add_read(io);
     rio_add_write(io);            /* writable = connected */
 }
-static void rconn_drop(struct rconn *rc, const char *why);
-static void psub_open(struct rconn *rc);
 
-static bool sentinel_mode(const struct rconn *rc)
+
+bool ri_sentinel_mode(const struct rconn *rc)
 {
     return rc->nsentinels > 0;
 }
 
-static const char *target_text(const struct rconn *rc, char *buf, size_t len)
+const char *ri_target_text(const struct rconn *rc, char *buf, size_t len)
 {
-    if (sentinel_mode(rc))
+    if (ri_sentinel_mode(rc))
         snprintf(buf, len, "%s:%u(master %s)", rc->master_host, rc->master_port,
                  rc->master_name);
     else
@@ -212,7 +155,7 @@ static const char *target_text(const struct rconn *rc, char *buf, size_t len)
     return buf;
 }
 
-static void arm_ms(struct event *ev, unsigned ms)
+void ri_arm_ms(struct event *ev, unsigned ms)
 {
     struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
     evtimer_add(ev, &tv);
@@ -237,7 +180,7 @@ static void arm_deadline(struct rconn *rc)
 
     if (head == NULL || evtimer_pending(rc->deadline_ev, NULL))
         return;
-    arm_ms(rc->deadline_ev, head->deadline > now ?
+    ri_arm_ms(rc->deadline_ev, head->deadline > now ?
                             (unsigned)(head->deadline - now) : 0);
 }
 
@@ -256,7 +199,7 @@ static void reply_error(struct rconn *rc, const redisReply *r)
         strncmp(r->str, "MASTERDOWN", 10) == 0 ||
         strncmp(r->str, "LOADING", 7) == 0 ||
         strncmp(r->str, "NOAUTH", 6) == 0)
-        rconn_drop(rc, "server cannot take writes");
+        ri_drop(rc, "server cannot take writes");
 }
 
 static void req_reply(redisAsyncContext *ac, void *reply, void *priv)
@@ -302,7 +245,7 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
              rc->timeout_ms);
     TAILQ_FOREACH(head, &rc->pending, link)
         head->timed_out = true;
-    rconn_drop(rc, "request timed out");
+    ri_drop(rc, "request timed out");
 }
 
 static void fail_cb(evutil_socket_t fd, short what, void *arg)
@@ -518,14 +461,15 @@ static void health_changed(struct rconn *rc)
 
 /* ---- the data connection ----------------------------------------------- */
 
-static void schedule_retry(struct rconn *rc, const char *why)
+void ri_schedule_retry(struct rconn *rc, const char *why)
 {
     char t[128];
 
     rc->state = RS_DOWN;
+    ri_track_down(rc);
     if (!rc->down_logged) {
         log_warn("event=redis_down redis=%s reason=%s",
-                 target_text(rc, t, sizeof(t)), log_esc(why));
+                 ri_target_text(rc, t, sizeof(t)), log_esc(why));
         rc->down_logged = true;
         health_changed(rc);
     }
@@ -533,19 +477,19 @@ static void schedule_retry(struct rconn *rc, const char *why)
     rc->backoff_ms = rc->backoff_ms == 0 ? BACKOFF_FIRST_MS :
                      rc->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
                      rc->backoff_ms * 2;
-    arm_ms(rc->phase_ev, rc->backoff_ms);
+    ri_arm_ms(rc->phase_ev, rc->backoff_ms);
 }
 
 /* Drop the data connection: every pending request is answered NULL
  * by hiredis (synchronously, or right after the current callback). */
-static void rconn_drop(struct rconn *rc, const char *why)
+void ri_drop(struct rconn *rc, const char *why)
 {
     redisAsyncContext *ac = rc->ac;
 
     if (ac == NULL)
         return;
     rc->ac = NULL;
-    schedule_retry(rc, why);
+    ri_schedule_retry(rc, why);
     redisAsyncFree(ac);
 }
 
@@ -557,7 +501,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     if (ac != rc->ac)
         return;                   /* one we dropped ourselves */
     rc->ac = NULL;
-    schedule_retry(rc, ac->errstr[0] ? ac->errstr : "connection closed");
+    ri_schedule_retry(rc, ac->errstr[0] ? ac->errstr : "connection closed");
 }
 
 static void on_connect(const redisAsyncContext *ac, int status)
@@ -567,7 +511,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
     if (status == REDIS_OK || ac != rc->ac)
         return;
     rc->ac = NULL;                /* hiredis frees it after this callback */
-    schedule_retry(rc, ac->errstr);
+    ri_schedule_retry(rc, ac->errstr);
 }
 
 static void became_up(struct rconn *rc)
@@ -579,9 +523,10 @@ static void became_up(struct rconn *rc)
     rc->backoff_ms = 0;
     rc->down_logged = false;
     evtimer_del(rc->phase_ev);
-    log_info("event=redis_up redis=%s", target_text(rc, t, sizeof(t)));
-    if (sentinel_mode(rc) && rc->psub == NULL)
-        psub_open(rc);
+    log_info("event=redis_up redis=%s", ri_target_text(rc, t, sizeof(t)));
+    if (ri_sentinel_mode(rc) && rc->psub == NULL)
+        ri_psub_open(rc);
+    ri_track_up(rc);
     health_changed(rc);
     if (rc->on_up)
         rc->on_up(rc->on_up_arg);
@@ -596,7 +541,7 @@ static void setup_reply(redisAsyncContext *ac, void *reply, void *priv)
         return;
     if (r->type == REDIS_REPLY_ERROR) {
         log_err("event=redis_setup_failed error=%s", log_escn(r->str, r->len));
-        rconn_drop(rc, "AUTH or SELECT refused");
+        ri_drop(rc, "AUTH or SELECT refused");
     }
 }
 
@@ -615,24 +560,28 @@ static void role_reply(redisAsyncContext *ac, void *reply, void *priv)
     if (!master) {
         char t[128];
         log_err("event=redis_not_master redis=%s role=%s",
-                target_text(rc, t, sizeof(t)), log_esc(r->element[0]->str));
-        if (sentinel_mode(rc)) {
-            rconn_drop(rc, "not the master");
+                ri_target_text(rc, t, sizeof(t)), log_esc(r->element[0]->str));
+        if (ri_sentinel_mode(rc)) {
+            ri_drop(rc, "not the master");
             return;
         }
     }
     became_up(rc);
 }
 
-static void connect_data(struct rconn *rc, const char *host, unsigned port,
+void ri_connect_data(struct rconn *rc, const char *host, unsigned port,
                          const char *path)
 {
     redisAsyncContext *ac;
     char portbuf[16];
 
+    snprintf(rc->data_host, sizeof(rc->data_host), "%s", host ? host : "");
+    rc->data_port = port;
+    free(rc->data_path);
+    rc->data_path = path ? ab_strdup(path) : NULL;
     ac = path ? redisAsyncConnectUnix(path) : redisAsyncConnect(host, (int)port);
     if (ac == NULL || ac->err) {
-        schedule_retry(rc, ac ? ac->errstr : "out of memory");
+        ri_schedule_retry(rc, ac ? ac->errstr : "out of memory");
         if (ac)
             redisAsyncFree(ac);
         return;
@@ -640,7 +589,7 @@ static void connect_data(struct rconn *rc, const char *host, unsigned port,
     ac->data = rc;
     rc->ac = ac;
     rc->state = RS_CONNECTING;
-    rio_attach(ac, rc->base);
+    ri_attach(ac, rc->base);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     if (!path)
@@ -656,155 +605,17 @@ static void connect_data(struct rconn *rc, const char *host, unsigned port,
         redisAsyncCommand(ac, setup_reply, rc, "SELECT %s", portbuf);
     }
     redisAsyncCommand(ac, role_reply, rc, "ROLE");
-    arm_ms(rc->phase_ev, rc->timeout_ms < 1000 ? 1000 : rc->timeout_ms);
-}
-
-/* ---- sentinel discovery -------------------------------------------------- */
-
-static void sentinel_next(struct rconn *rc)
-{
-    redisAsyncContext *sac = rc->sac;
-
-    rc->sac = NULL;
-    if (sac != NULL)
-        redisAsyncFree(sac);      /* deferred by hiredis inside a callback */
-    rc->sentinel_idx = (rc->sentinel_idx + 1) % rc->nsentinels;
-    if (rc->sentinel_idx == 0) {
-        schedule_retry(rc, "no sentinel named a reachable master");
-        return;
-    }
-    rconn_start(rc);
-}
-
-static void sentinel_reply(redisAsyncContext *sac, void *reply, void *priv)
-{
-    struct rconn *rc = priv;
-    redisReply *r = reply;
-    uint64_t port;
-
-    if (sac != rc->sac)
-        return;
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-        r->element[0]->type != REDIS_REPLY_STRING ||
-        r->element[1]->type != REDIS_REPLY_STRING ||
-        r->element[0]->len >= sizeof(rc->master_host) ||
-        ab_parse_uint(r->element[1]->str, 1, 65535, &port) < 0) {
-        log_warn("event=sentinel_no_master sentinel=%s master_name=%s",
-                 rc->sentinels[rc->sentinel_idx].text, rc->master_name);
-        sentinel_next(rc);
-        return;
-    }
-    memcpy(rc->master_host, r->element[0]->str, r->element[0]->len + 1);
-    rc->master_port = (unsigned)port;
-    rc->sac = NULL;
-    redisAsyncFree(sac);
-    connect_data(rc, rc->master_host, rc->master_port, NULL);
-}
-
-static void sentinel_connect_cb(const redisAsyncContext *sac, int status)
-{
-    struct rconn *rc = sac->data;
-
-    if (status == REDIS_OK || sac != rc->sac)
-        return;
-    rc->sac = NULL;               /* freed by hiredis */
-    sentinel_next(rc);
-}
-
-static void resolve_master(struct rconn *rc)
-{
-    const struct endpoint *s = &rc->sentinels[rc->sentinel_idx];
-    redisAsyncContext *sac = redisAsyncConnect(s->host, (int)s->port);
-
-    if (sac == NULL || sac->err) {
-        if (sac)
-            redisAsyncFree(sac);
-        sentinel_next(rc);
-        return;
-    }
-    sac->data = rc;
-    rc->sac = sac;
-    rc->state = RS_RESOLVING;
-    rio_attach(sac, rc->base);
-    redisAsyncSetConnectCallback(sac, sentinel_connect_cb);
-    redisAsyncCommand(sac, sentinel_reply, rc,
-                      "SENTINEL get-master-addr-by-name %s", rc->master_name);
-    arm_ms(rc->phase_ev, rc->timeout_ms);
-}
-
-/* +switch-master <name> <old-ip> <old-port> <new-ip> <new-port> */
-static void psub_message(redisAsyncContext *ac, void *reply, void *priv)
-{
-    struct rconn *rc = priv;
-    redisReply *r = reply;
-    char name[128];
-
-    if (r == NULL) {
-        if (ac == rc->psub) {
-            rc->psub = NULL;
-            arm_ms(rc->psub_ev, PSUB_RETRY_MS);
-        }
-        return;
-    }
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
-        r->element[2]->type != REDIS_REPLY_STRING)
-        return;
-    if (sscanf(r->element[2]->str, "%127s", name) != 1 ||
-        strcmp(name, rc->master_name) != 0)
-        return;
-    log_info("event=sentinel_switch_master detail=%s",
-             log_esc(r->element[2]->str));
-    if (rc->ac != NULL)
-        rconn_drop(rc, "sentinel switched master");
-}
-
-static void psub_disconnect(const redisAsyncContext *ac, int status)
-{
-    struct rconn *rc = ac->data;
-
-    (void)status;
-    if (ac == rc->psub) {
-        rc->psub = NULL;
-        arm_ms(rc->psub_ev, PSUB_RETRY_MS);
-    }
-}
-
-static void psub_open(struct rconn *rc)
-{
-    const struct endpoint *s = &rc->sentinels[rc->sentinel_idx];
-    redisAsyncContext *ac = redisAsyncConnect(s->host, (int)s->port);
-
-    if (ac == NULL || ac->err) {
-        if (ac)
-            redisAsyncFree(ac);
-        arm_ms(rc->psub_ev, PSUB_RETRY_MS);
-        return;
-    }
-    ac->data = rc;
-    rc->psub = ac;
-    rio_attach(ac, rc->base);
-    redisAsyncSetDisconnectCallback(ac, psub_disconnect);
-    redisAsyncCommand(ac, psub_message, rc, "SUBSCRIBE +switch-master");
-}
-
-static void psub_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct rconn *rc = arg;
-
-    (void)fd;
-    (void)what;
-    if (rc->psub == NULL && rc->state == RS_UP)
-        psub_open(rc);
+    ri_arm_ms(rc->phase_ev, rc->timeout_ms < 1000 ? 1000 : rc->timeout_ms);
 }
 
 /* ---- phases -------------------------------------------------------------- */
 
-static void rconn_start(struct rconn *rc)
+void ri_start(struct rconn *rc)
 {
-    if (sentinel_mode(rc))
-        resolve_master(rc);
+    if (ri_sentinel_mode(rc))
+        ri_resolve_master(rc);
     else
-        connect_data(rc, rc->address.host, rc->address.port, rc->address.path);
+        ri_connect_data(rc, rc->address.host, rc->address.port, rc->address.path);
 }
 
 static void phase_cb(evutil_socket_t fd, short what, void *arg)
@@ -815,15 +626,15 @@ static void phase_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     switch (rc->state) {
     case RS_DOWN:
-        rconn_start(rc);
+        ri_start(rc);
         break;
     case RS_RESOLVING:
         log_warn("event=sentinel_timeout sentinel=%s",
                  rc->sentinels[rc->sentinel_idx].text);
-        sentinel_next(rc);
+        ri_sentinel_next(rc);
         break;
     case RS_CONNECTING:
-        rconn_drop(rc, "connect timed out");
+        ri_drop(rc, "connect timed out");
         break;
     case RS_UP:
         break;
@@ -856,9 +667,9 @@ struct rconn *rconn_new(struct event_base *base, const struct redis_conf *conf)
     TAILQ_INIT(&rc->failq);
     rc->deadline_ev = evtimer_new(base, deadline_cb, rc);
     rc->phase_ev = evtimer_new(base, phase_cb, rc);
-    rc->psub_ev = evtimer_new(base, psub_timer_cb, rc);
+    rc->psub_ev = evtimer_new(base, ri_psub_timer_cb, rc);
     rc->fail_ev = event_new(base, -1, 0, fail_cb, rc);
-    rconn_start(rc);
+    ri_start(rc);
     return rc;
 }
 
@@ -868,6 +679,7 @@ void rconn_free(struct rconn *rc)
         return;
     rc->on_up = NULL;
     rc->on_change = NULL;
+    ri_track_free(rc);
     if (rc->ac) {
         redisAsyncContext *ac = rc->ac;
         rc->ac = NULL;
@@ -892,6 +704,7 @@ void rconn_free(struct rconn *rc)
     for (size_t i = 0; i < rc->nsentinels; i++)
         endpoint_free(&rc->sentinels[i]);
     free(rc->sentinels);
+    free(rc->data_path);
     free(rc->password);
     free(rc->username);
     free(rc->master_name);

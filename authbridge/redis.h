@@ -19,6 +19,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <hiredis/hiredis.h>
 
@@ -65,6 +66,23 @@ void rscript_init(struct rscript *s, const char *body);
 void rconn_eval(struct rconn *rc, rconn_cb *cb, void *arg,
                 const struct rscript *s, int nkeys, int argc,
                 const char *const *argv);
+
+/*
+ * Server-assisted client-side caching (Redis 6+ CLIENT TRACKING): keys
+ * read on the data connection are remembered by Redis, which announces
+ * every change of them. hiredis 0.14 speaks RESP2 only, so the
+ * announcements come in the REDIRECT form, on a second connection
+ * subscribed to __redis__:invalidate, to the same server. fn(key, len)
+ * runs for each changed key, fn(NULL, 0) when everything read so far may
+ * have changed unannounced: either connection dropped (a failover, a
+ * restart), tracking (re)started, Redis flushed. A read's answer may be
+ * kept only if rconn_tracking() held and rconn_track_epoch() did not
+ * change from before it was sent to after it came back.
+ */
+typedef void rconn_inval_fn(const char *key, size_t len, void *arg);
+void rconn_track(struct rconn *rc, rconn_inval_fn *fn, void *arg);
+bool rconn_tracking(const struct rconn *rc);
+uint64_t rconn_track_epoch(const struct rconn *rc);
 
 /* True when a connection is established and answered. */
 bool rconn_is_up(const struct rconn *rc);

@@ -61,6 +61,7 @@ void services_stop(struct services *sv)
     sv->workers = NULL;
     rconn_free(sv->redis);
     sv->redis = NULL;
+    grant_store_stop(sv->grants);
 }
 
 void services_free(struct services *sv)

@@ -10,7 +10,7 @@ struct metric gate_build_info = METRIC_GAUGE("build_info",
 struct metric gate_connections = METRIC_COUNTER("connections_total",
     "Connections accepted, by listener (before the connection caps).",
     METRIC_LABEL("listener", "smtp", "smtps", "policy", "whoson",
-                 "socketmap"));
+                 "socketmap", "dovecot"));
 
 struct metric gate_logins = METRIC_COUNTER("logins_total",
     "SMTP AUTH attempts, by method and result.",
@@ -28,6 +28,6 @@ struct metric gate_decisions = METRIC_COUNTER("relay_decisions_total",
 
 struct metric *const gate_metrics[] = {
     &gate_build_info, METRICS_CORE, &gate_connections, &gate_logins,
-    &gate_decisions,
+    &gate_decisions, &metric_grant_cache,
 };
 const size_t gate_metrics_n = AB_ARRAY_LEN(gate_metrics);

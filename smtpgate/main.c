@@ -165,6 +165,7 @@ static void reload(struct gate *g)
     conf_free(g->conf);
     g->conf = l.conf;
     g->sc = &l.conf->smtpgate;
+    grant_store_cache_clear(g->svc.grants);
     services_reconfigure(&g->svc, g->conf, &g->sc->d);
     log_set_dest(log_dest_of(g->sc));
     metrics_reloaded(true);
@@ -324,6 +325,7 @@ static int setup(struct gate *g, const struct daemon_opts *o)
         return -1;
     }
     services_start(&g->svc, g->base, g->conf, &g->sc->d);
+    grant_store_cache(g->svc.grants);
     g->decisions = decisions_new(g->base, g->svc.grants);
     metric_set(&gate_build_info, 1, "smtpgate", AB_VERSION);
     metrics_started();

@@ -9,6 +9,7 @@ import poplib
 import pytest
 
 from conftest import NODE, wait_until
+from conftest import cli  # noqa: F401
 from pop3_harness import pop3d, pop3d_factory, unverified_context  # noqa: F401
 
 GRANT_FIELDS = {"user", "since", "renewed", "node", "method", "tls", "logins"}
@@ -184,3 +185,47 @@ def test_ipv4_mapped_client_is_granted_as_ipv4(pop3d_factory, rdb):
     raw_login("127.0.0.1", d.port, source=("127.0.0.43", 0))
     assert grant(rdb, "127.0.0.43")["user"] == "alice"
     assert grant(rdb, "::ffff:127.0.0.43") == {}
+
+
+def commandstats(rdb):
+    return {k: v["calls"] for k, v in rdb.info("commandstats").items()}
+
+
+def test_a_grant_is_one_redis_command_and_writes_what_the_admin_writes(
+        pop3d, rdb, cli):
+    """The daemons write a grant with one EVALSHA (not MULTI, five
+    commands, EXEC); the admin command's transaction writes the same."""
+    p = pop3d.client("127.0.0.24")
+    p.user("alice")
+    p.pass_("secret")          # first login: loads the script (NOSCRIPT)
+    p.quit()
+    before = commandstats(rdb)
+    p = pop3d.client("127.0.0.24")
+    p.user("alice")
+    p.pass_("secret")
+    p.quit()
+    after = commandstats(rdb)
+    grew = {k: after[k] - before.get(k, 0) for k in after
+            if after[k] != before.get(k, 0)}
+    # The grant, the throttle's count and its forgiveness: one each.
+    assert grew.get("cmdstat_evalsha") == 3, grew
+    # (commandstats also counts the calls inside the scripts)
+    assert "cmdstat_multi" not in grew and "cmdstat_exec" not in grew, grew
+    by_daemon = grant(rdb, "127.0.0.24")
+    assert by_daemon["logins"] == "2" and by_daemon["since"] <= \
+        by_daemon["renewed"]
+    out = cli("grant", "127.0.0.25", "alice")
+    assert out.returncode == 0, out.stderr
+    by_admin = grant(rdb, "127.0.0.25")
+    assert set(by_admin) == set(by_daemon) == GRANT_FIELDS
+    entries = [e for _, e in rdb.xrange("authbridge:log")]
+    assert set(entries[-1]) == set(entries[-2]), entries[-2:]
+
+
+def test_grants_survive_a_flushed_script_cache(pop3d, rdb):
+    rdb.script_flush()
+    p = pop3d.client("127.0.0.26")
+    p.user("alice")
+    p.pass_("secret")
+    check_grant(rdb, "127.0.0.26", "alice", "USER", "0")
+    p.quit()

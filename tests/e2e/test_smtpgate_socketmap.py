@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import LineSocket, free_port, program, wait_until
+from conftest import flood_unread, LineSocket, free_port, program, wait_until
 from metrics_harness import metrics_text, value
 from pop3_harness import sanitized
 from smtp_harness import gate, gate_factory, sink  # noqa: F401
@@ -323,20 +323,10 @@ def test_a_client_that_never_reads_costs_bounded_memory(gate, rdb):
     gate.grant(rdb, "192.0.2.7", "alice")
     pid = gate.proc.pid
     before = rss_kib(pid)
-    hog = socket.create_connection(("127.0.0.1", gate.socketmap_port), 5,
-                                   source_address=("127.0.0.31", 0))
-    hog.setblocking(False)
-    chunk = netstring("relay 192.0.2.7") * 4096          # 80 KB of requests
-    sent, stuck_since = 0, None
-    while sent < 200 * 1024 * 1024:
-        try:
-            sent += hog.send(chunk)
-            stuck_since = None
-        except BlockingIOError:
-            stuck_since = stuck_since or time.monotonic()
-            if time.monotonic() - stuck_since > 1.5:
-                break
-            time.sleep(0.01)
+    # A small receive buffer: the kernel holds few answers before the
+    # gate sees that nobody reads them.
+    hog, sent = flood_unread(gate.socketmap_port, netstring("relay 192.0.2.7"),
+                             200 * 1024 * 1024, "127.0.0.31", stall=1.5)
     # The gate stopped reading: the kernel's buffers hold the rest (and
     # its answers, several MB of them, before it stopped).
     assert sent < 64 * 1024 * 1024, sent
