@@ -173,92 +173,58 @@ static const char *field(const redisReply *f, const char *name)
  * the policy service for the same recipient, and both write
  * relay-allowed. The gate passes the client's address and TCP port to
  * Postfix (XCLIENT ADDR, PORT), Postfix passes them on (client_address,
- * client_port), and both entries record them: a policy entry with the
- * client, port and recipient of a gate entry shortly before it is that
- * relay's echo. Entries without a port (other MTAs, XFORWARD, older
- * entries) are never merged: a relay may be counted twice, never lost.
+ * client_port), and both entries record them. Entries stand for several
+ * decisions of one client, port and user ("count", decisions.c), so per
+ * client, port and ten-minute window the policy service's allowed relays
+ * are echoes of the gate's up to the gate's count. Entries without a port
+ * (other MTAs, XFORWARD, older entries), or split across two windows, are
+ * not merged: a relay may be counted twice, never lost.
  */
 struct echoes {
-    struct hmap *gate;            /* client|port|rcpt -> struct seen */
+    struct hmap *by_key;          /* client|port|window -> struct seen */
     long long merged;
 };
 
 struct seen {
-    long long *ms;                /* the gate's entries, oldest first */
-    size_t first, n, cap;
+    long long gate, policy;       /* allowed relays counted by each */
 };
 
 static void seen_free(void *p)
 {
-    struct seen *s = p;
-
-    free(s->ms);
-    free(s);
+    free(p);
 }
 
-/* "client|port|rcpt" (the recipient case-folded), or NULL. */
-static char *echo_key(const redisReply *f)
-{
-    const char *client = field(f, "client"), *port = field(f, "port"),
-               *rcpt = field(f, "rcpt");
-    char *key;
-
-    if (client == NULL || port == NULL || port[0] == '\0' || rcpt == NULL)
-        return NULL;
-    key = ab_malloc(strlen(client) + strlen(port) + strlen(rcpt) + 3);
-    sprintf(key, "%s|%s|%s", client, port, rcpt);
-    for (char *p = key; *p; p++)
-        if (*p >= 'A' && *p <= 'Z')
-            *p = (char)(*p + 32);
-    return key;
-}
-
-static void seen_push(struct seen *s, long long ms)
-{
-    if (s->first + s->n == s->cap) {
-        if (s->first > 0)
-            memmove(s->ms, s->ms + s->first, s->n * sizeof(*s->ms));
-        s->first = 0;
-        if (s->n == s->cap) {
-            s->cap = s->cap ? s->cap * 2 : 2;
-            s->ms = ab_realloc(s->ms, s->cap * sizeof(*s->ms));
-        }
-    }
-    s->ms[s->first + s->n++] = ms;
-}
-
-/* True when a relay-allowed entry is the echo of one of the gate's. */
-static bool is_echo(struct echoes *ec, const redisReply *e)
+/* Count an allowed relay of the gate or the policy service. */
+static void echo_count(struct echoes *ec, const redisReply *e, long long times)
 {
     const redisReply *f = e->element[1];
-    const char *via = field(f, "via"), *event = field(f, "event");
+    const char *via = field(f, "via"), *client = field(f, "client"),
+               *port = field(f, "port");
     long long ms = strtoll(e->element[0]->str, NULL, 10);
+    char key[256];
     struct seen *s;
-    char *key;
-    bool echo = false;
 
-    if (ec == NULL || event == NULL || strcmp(event, "relay-allowed") != 0 ||
-        via == NULL || (key = echo_key(f)) == NULL)
-        return false;
-    s = hmap_get(ec->gate, key);
-    if (strcmp(via, "smtp") == 0) {
-        if (s == NULL)
-            hmap_put(ec->gate, key, s = ab_calloc(1, sizeof(*s)));
-        seen_push(s, ms);
-    } else if (strcmp(via, "policy") == 0 && s != NULL) {
-        while (s->n > 0 && ms - s->ms[s->first] > STATS_ECHO_WINDOW_MS) {
-            s->first++;
-            s->n--;
-        }
-        if (s->n > 0 && ms >= s->ms[s->first]) {
-            s->first++;
-            s->n--;
-            echo = true;
-            ec->merged++;
-        }
-    }
-    free(key);
-    return echo;
+    if (ec == NULL || via == NULL || client == NULL || port == NULL ||
+        port[0] == '\0' ||
+        (strcmp(via, "smtp") != 0 && strcmp(via, "policy") != 0))
+        return;
+    snprintf(key, sizeof(key), "%s|%s|%lld", client, port,
+             ms / STATS_ECHO_WINDOW_MS);
+    if ((s = hmap_get(ec->by_key, key)) == NULL)
+        hmap_put(ec->by_key, key, s = ab_calloc(1, sizeof(*s)));
+    if (via[0] == 's')
+        s->gate += times;
+    else
+        s->policy += times;
+}
+
+static void echo_sum(const char *key, void *val, void *arg)
+{
+    const struct seen *s = val;
+    struct echoes *ec = arg;
+
+    (void)key;
+    ec->merged += s->gate < s->policy ? s->gate : s->policy;
 }
 
 /* One entry: its event, as many times as it stands for (refusals are
@@ -273,8 +239,8 @@ static void count_entry(const redisReply *e, struct echoes *ec,
 
     if (times <= 0)
         times = 1;
-    if (is_echo(ec, e))
-        return;
+    if (event != NULL && strcmp(event, "relay-allowed") == 0)
+        echo_count(ec, e, times);
     if (path != NULL && strcmp(path, "sender_mismatch") == 0)
         t->mismatch[check != NULL && strcmp(check, "header") == 0] += times;
     for (size_t k = 0; k < t->n; k++)
@@ -349,6 +315,10 @@ int cmd_stats(int argc, char **argv)
     for (int k = 0; k < NSTREAMS; k++)
         count_stream(c, keys[k], k == STREAM_DECISIONS ? &ec : NULL, &tl,
                      &totals[k]);
+    hmap_each(ec.by_key, echo_sum, &ec);
+    for (size_t k = 0; k < AB_ARRAY_LEN(counts); k++)
+        if (strcmp(counts[k].event, "relay-allowed") == 0)
+            counts[k].n -= ec.merged;
     printf("%-32s%zu\n", "live grants:", rows.n);
     print_total("log entries:", &totals[STREAM_LOG],
                 cli_conf->redis.log_maxlen);
@@ -367,10 +337,10 @@ int cmd_stats(int argc, char **argv)
     if (tl.other)
         printf("  %-30s%lld\n", "other", tl.other);
     if (ec.merged)
-        printf("  (%lld more entr%s: the MTA asking the policy service about "
-               "a relay the gate allowed, counted once)\n", ec.merged,
-               ec.merged == 1 ? "y" : "ies");
-    hmap_free(ec.gate, seen_free);
+        printf("  (%lld more decision%s: the MTA asking the policy service "
+               "about a relay the gate allowed, counted once)\n", ec.merged,
+               ec.merged == 1 ? "" : "s");
+    hmap_free(ec.by_key, seen_free);
     rows_free(&rows);
     redisFree(c);
     return EX_OK;

@@ -151,17 +151,28 @@ size_t decisions_pending(const struct decisions *d)
 
 /* ---- recording ---------------------------------------------------------- */
 
-void decisions_record(struct decisions *d, const struct decision *e,
-                      bool sampled)
+/*
+ * What one entry may stand for: refusals of one client address (anyone
+ * can be refused as often as they like), and allowed relays of one front
+ * door, client, TCP port (one SMTP session), user and path.
+ */
+static void sample_key(const struct decision *e, char *key, size_t len)
+{
+    if (strcmp(e->event, "relay-allowed") != 0)
+        snprintf(key, len, "refused|%s", e->client);
+    else
+        snprintf(key, len, "allowed|%s|%s|%s|%s|%.256s", e->via, e->client,
+                 e->port ? e->port : "", e->path, e->user);
+}
+
+void decisions_record(struct decisions *d, const struct decision *e)
 {
     uint64_t now = ab_now_ms();
     struct sample *sm;
+    char key[512];
 
-    if (!sampled) {
-        write_entry(d, e, 1);
-        return;
-    }
-    sm = hmap_get(d->by_addr, e->client);
+    sample_key(e, key, sizeof(key));
+    sm = hmap_get(d->by_addr, key);
     if (sm != NULL && now - sm->last_ms < RELAY_SAMPLE_MS) {
         sm->count++;
         decision_copy(&sm->last, e);
@@ -176,7 +187,7 @@ void decisions_record(struct decisions *d, const struct decision *e,
             d->by_addr = hmap_new();
         }
         sm = ab_calloc(1, sizeof(*sm));
-        hmap_put(d->by_addr, e->client, sm);
+        hmap_put(d->by_addr, key, sm);
     }
     /* The first in its minute (any counted before it are written with
      * the sweep that found the minute over). */

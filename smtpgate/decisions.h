@@ -4,11 +4,14 @@
  * helpdesk. It is apart from <prefix>log (grants and revocations), so no
  * flood of decisions can evict the audit trail of relay rights.
  *
- * Anyone can be refused, as often as they like, so refusals are sampled
- * per client address: the first in each RELAY_SAMPLE_MS is written at
- * once; later ones are counted, and once that time is up one entry with
- * the last one's details and "count=N" stands for the N of them. The text
- * log keeps every decision. Allowed relays are all written.
+ * Decisions are sampled: anyone can be refused as often as they like,
+ * and a busy gate allows tens of thousands of relays a second, which
+ * would make a capped stream a few seconds long. Per client address for
+ * refusals, and per front door, client, TCP port, user and path for
+ * allowed relays, the first decision in each RELAY_SAMPLE_MS is written
+ * at once; later ones are counted, and once that time is up one entry
+ * with the last one's details and "count=N" stands for the N of them.
+ * The text log keeps every decision.
  */
 #ifndef SMTPGATE_DECISIONS_H
 #define SMTPGATE_DECISIONS_H
@@ -34,9 +37,8 @@ struct decisions *decisions_new(struct event_base *base,
                                 struct grant_store *gs);
 void decisions_free(struct decisions *d);
 
-/* Write (sampled: maybe only count) one decision. */
-void decisions_record(struct decisions *d, const struct decision *e,
-                      bool sampled);
+/* Write one decision, or count it for the entry that stands for it. */
+void decisions_record(struct decisions *d, const struct decision *e);
 
 /* Write every pending count now (SIGTERM: before the process ends). */
 void decisions_flush(struct decisions *d);

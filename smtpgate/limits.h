@@ -124,14 +124,16 @@
 
 /* ---- the decisions stream ------------------------------------------------ */
 
-/* Refused relays (which anyone can cause, as often as they like) reach the
- * Redis decisions stream at most once per this many ms per client
- * address; the next entry says how many were left out. The text log
- * keeps every one. */
+/* Decisions reach the Redis decisions stream at most once per this many
+ * ms for each client address (refusals: anyone can cause them, as often
+ * as they like) and each front door, client, port, user and path (allowed
+ * relays: tens of thousands a second on a busy gate, which would make the
+ * capped stream seconds long); one entry then says how many it stands
+ * for. The text log keeps every one. */
 #define RELAY_SAMPLE_MS 60000
 
-/* Addresses remembered for that; a full table is emptied (a flood of new
- * addresses then costs a few extra entries, never memory). */
+/* Keys remembered for that; a full table is written out and emptied (a
+ * flood of new addresses then costs a few extra entries, never memory). */
 #define RELAY_SAMPLE_ADDRS 10000
 
 /* ---- policy service, WHOSON and socketmap --------------------------------- */
