@@ -112,13 +112,19 @@ static const char *prio_name(int prio)
 /* stderr by hand or in a file: the time (UTC), who, the level. */
 static void write_stamped(int prio, const char *line)
 {
+    /* The date and time to the second, made once a second per thread:
+     * a busy policy service writes a line per answer. */
+    static _Thread_local time_t stamp_sec = -1;
+    static _Thread_local char stamp[32];
     struct timeval tv;
     struct tm tm;
-    char stamp[32];
 
     gettimeofday(&tv, NULL);
-    gmtime_r(&tv.tv_sec, &tm);
-    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+    if (tv.tv_sec != stamp_sec) {
+        gmtime_r(&tv.tv_sec, &tm);
+        strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+        stamp_sec = tv.tv_sec;
+    }
     /* One fprintf per line: stdio's lock keeps lines whole across threads. */
     fprintf(stderr, "%s.%03dZ %s[%d]: %s: %s\n", stamp,
             (int)(tv.tv_usec / 1000), log_prog, log_pid ? log_pid : (int)getpid(),
