@@ -71,7 +71,7 @@ BENCH_BIN = $(BENCH_SRC:bench/%.c=$(OUT)/bench/%)
 
 PROGRAMS  = $(CLI) $(if $(POP3D_SRC),$(POP3D)) $(if $(GATE_SRC),$(GATE))
 
-.PHONY: all deps run check test unit fuzz-replay e2e asan bench fuzz install clean \
+.PHONY: all deps run check test unit fuzz-replay e2e asan tsan bench fuzz install clean \
         deb deb-test
 .DELETE_ON_ERROR:
 # Keep objects made by chained rules (test and fuzz programs) between runs.
@@ -161,6 +161,21 @@ asan: deps
 	@$(MAKE) --no-print-directory OUT=build/asan OBJ=build/asan/obj OPT=-O1 \
 	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	    all test
+
+# The loops' shared state under ThreadSanitizer: the multi-loop tests,
+# then the daemons' main paths with two loops each (AB_TEST_LOOPS=2).
+# Tests that count per-loop things (a cache, a sample, log lines) in the
+# order of their own requests are left out.
+TSAN_TESTS = test_loops.py test_pop3d_protocol.py test_pop3d_grant.py \
+    test_pop3d_process.py test_pop3d_throttle.py test_smtpgate_auth.py \
+    test_smtpgate_proxy.py test_smtpgate_process.py test_dovecot_door.py \
+    test_metrics.py test_notify.py
+tsan: deps
+	@$(MAKE) --no-print-directory OUT=build/tsan OBJ=build/tsan/obj OPT=-O1 \
+	    SAN="-fsanitize=thread -fno-omit-frame-pointer" all \
+	    build/tsan/tests/e2e/grant_store_test
+	AB_OUT=$(abspath build/tsan) AB_TEST_LOOPS=2 $(PY) -m pytest -q \
+	    -p no:cacheprovider $(addprefix tests/e2e/,$(TSAN_TESTS))
 
 bench: deps
 	@$(MAKE) --no-print-directory all $(BENCH_BIN)

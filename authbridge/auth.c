@@ -7,6 +7,7 @@
 #include "workers.h"
 
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <openssl/hmac.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,9 +17,13 @@
 #define RELOAD_CHECK_MS 1000
 #define PASS_MAX       1024    /* longer passwords fail without hashing */
 
+/*
+ * Shared by every loop of a process: the file's snapshot, the credential
+ * cache and the measured hash costs are under one lock, held for a few
+ * instructions at a time (never across a hash or a file read).
+ */
 struct auth {
-    struct event_base *base;
-    struct workers *workers;
+    pthread_mutex_t lock;
     struct userdb *db;
     char *path;
     uint64_t last_check_ms;
@@ -50,21 +55,16 @@ struct auth_job {
     struct auth_user u;
 };
 
-struct auth *auth_new(struct event_base *base, unsigned cache_ttl)
+struct auth *auth_new(unsigned cache_ttl)
 {
     struct auth *a = ab_calloc(1, sizeof(*a));
 
-    a->base = base;
+    pthread_mutex_init(&a->lock, NULL);
     a->cache_ttl = cache_ttl;
     a->cache = hmap_new();
     a->costs = hmap_new();
     ab_random(a->cache_key, sizeof(a->cache_key));
     return a;
-}
-
-void auth_set_workers(struct auth *a, struct workers *w)
-{
-    a->workers = w;
 }
 
 static void cache_clear(struct auth *a)
@@ -81,11 +81,14 @@ void auth_free(struct auth *a)
     hmap_free(a->cache, free);
     hmap_free(a->costs, free);
     free(a->path);
+    pthread_mutex_destroy(&a->lock);
     free(a);
 }
 
 /* ---- loading: the dummy costs what the costliest user costs ------------- */
 
+/* The functions below take a->lock's holder: install, classes_known,
+ * remember. */
 static void install(struct auth *a, struct userdb *db)
 {
     if (a->db != NULL)
@@ -169,84 +172,118 @@ static void calib_run(struct work *w)
 static void calib_done(struct work *w)
 {
     struct calib_job *j = (struct calib_job *)w;
+    struct auth *a = j->a;
 
-    remember(j->a, &j->c);
-    if (j->gen == j->a->gen) {
+    pthread_mutex_lock(&a->lock);
+    remember(a, &j->c);
+    if (j->gen == a->gen) {
         pick_dummy(j->db, &j->c);
-        install(j->a, j->db);
-    } else {
-        userdb_unref(j->db);      /* a newer file came meanwhile */
+        install(a, j->db);
+        j->db = NULL;
     }
+    pthread_mutex_unlock(&a->lock);
+    userdb_unref(j->db);              /* a newer file came meanwhile */
     free(j);
 }
 
-int auth_load(struct auth *a, const char *path, struct conf_errors *errs)
+int auth_load(struct auth *a, const char *path, struct conf_errors *errs,
+              struct workers_port *port)
 {
     struct userdb *db = userdb_load(path, errs);
     struct classes c;
+    struct calib_job *j;
     char *copy;
 
     if (db == NULL)
         return -1;
     copy = ab_strdup(path);           /* path may be a->path itself */
+    pthread_mutex_lock(&a->lock);
     free(a->path);
     a->path = copy;
     a->last_check_ms = ab_now_ms();
     a->loaded_mtime = userdb_mtime(db);
     a->gen++;
-    if (!classes_known(a, db, &c) && a->workers != NULL) {
-        struct calib_job *j = ab_calloc(1, sizeof(*j));
-        j->w.run = calib_run;
-        j->w.done = calib_done;
-        j->a = a;
-        j->db = db;
-        j->gen = a->gen;
-        j->c = c;
-        workers_submit(a->workers, &j->w);
+    if (classes_known(a, db, &c) || port == NULL) {
+        measure(&c);                  /* start-up, before the loops run */
+        remember(a, &c);
+        pick_dummy(db, &c);
+        install(a, db);
+        pthread_mutex_unlock(&a->lock);
         return 0;
     }
-    measure(&c);                      /* start-up, before the loop runs */
-    remember(a, &c);
-    pick_dummy(db, &c);
-    install(a, db);
+    j = ab_calloc(1, sizeof(*j));
+    j->w.run = calib_run;
+    j->w.done = calib_done;
+    j->a = a;
+    j->db = db;
+    j->gen = a->gen;
+    j->c = c;
+    pthread_mutex_unlock(&a->lock);
+    workers_submit(port, &j->w);
     return 0;
 }
 
-void auth_maybe_reload(struct auth *a)
+/* Whether the file changed since it was last read: at most once a
+ * second, by one loop at a time (the others go on with the snapshot). */
+static char *changed_path(struct auth *a)
 {
     uint64_t now = ab_now_ms();
-    struct conf_errors errs = { 0 };
     struct stat st;
     long long mtime;
+    char *path = NULL;
 
-    if (now - a->last_check_ms < RELOAD_CHECK_MS || a->path == NULL)
+    if (pthread_mutex_trylock(&a->lock) != 0)
+        return NULL;
+    if (now - a->last_check_ms >= RELOAD_CHECK_MS && a->path != NULL) {
+        a->last_check_ms = now;
+        if (stat(a->path, &st) == 0) {
+            mtime = (long long)st.st_mtim.tv_sec * 1000000000LL +
+                    st.st_mtim.tv_nsec;
+            if (mtime != a->loaded_mtime) {
+                a->loaded_mtime = mtime;  /* tried once, good or bad */
+                path = ab_strdup(a->path);
+            }
+        }
+    }
+    pthread_mutex_unlock(&a->lock);
+    return path;
+}
+
+void auth_maybe_reload(struct auth *a, struct workers_port *port)
+{
+    struct conf_errors errs = { 0 };
+    char *path = changed_path(a);
+
+    if (path == NULL)
         return;
-    a->last_check_ms = now;
-    if (stat(a->path, &st) < 0)
-        return;
-    mtime = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
-    if (mtime == a->loaded_mtime)
-        return;
-    if (auth_load(a, a->path, &errs) < 0) {
+    if (auth_load(a, path, &errs, port) < 0) {
         conf_errors_log(&errs);
         log_err("event=users_reload_failed file=%s keeping=previous",
-                log_esc(a->path));
+                log_esc(path));
     }
     conf_errors_free(&errs);
+    free(path);
 }
 
 void auth_set_cache_ttl(struct auth *a, unsigned seconds)
 {
-    a->cache_ttl = seconds;
+    pthread_mutex_lock(&a->lock);
+    __atomic_store_n(&a->cache_ttl, seconds, __ATOMIC_RELAXED);
     cache_clear(a);
+    pthread_mutex_unlock(&a->lock);
 }
 
-bool auth_has_plain(const struct auth *a)
+bool auth_has_plain(struct auth *a)
 {
-    return a->db != NULL && userdb_has_plain(a->db);
+    bool plain;
+
+    pthread_mutex_lock(&a->lock);
+    plain = a->db != NULL && userdb_has_plain(a->db);
+    pthread_mutex_unlock(&a->lock);
+    return plain;
 }
 
-/* ---- the credential cache (loop thread) ------------------------------- */
+/* ---- the credential cache (loop threads, under the lock) --------------- */
 
 static void cache_id(const struct auth *a, const char *user, const char *pass,
                      size_t passlen, char out[65])
@@ -351,26 +388,33 @@ static void job_free(struct auth_job *j)
 static void job_done(struct work *w)
 {
     struct auth_job *j = (struct auth_job *)w;
+    struct auth *a = j->a;
 
-    if (j->result == AUTH_OK && j->kind == JOB_PASS && j->a->cache_ttl > 0 &&
-        j->db == j->a->db)
-        cache_put(j->a, j->cache_id);
+    if (j->result == AUTH_OK && j->kind == JOB_PASS) {
+        pthread_mutex_lock(&a->lock);
+        if (a->cache_ttl > 0 && j->db == a->db)
+            cache_put(a, j->cache_id);
+        pthread_mutex_unlock(&a->lock);
+    }
     j->cb(j->result, j->result == AUTH_OK ? &j->u : NULL, j->arg);
     job_free(j);
 }
 
-static struct auth_job *job_new(struct auth *a, enum job_kind kind,
-                                const char *user, auth_then_fn *then,
-                                void *then_arg, auth_done_cb *cb, void *arg)
+static struct auth_job *job_new(struct auth *a, struct workers_port *port,
+                                enum job_kind kind, const char *user,
+                                auth_then_fn *then, void *then_arg,
+                                auth_done_cb *cb, void *arg)
 {
     struct auth_job *j = ab_calloc(1, sizeof(*j));
 
-    auth_maybe_reload(a);
+    auth_maybe_reload(a, port);
     j->w.run = job_run;
     j->w.done = job_done;
     j->a = a;
+    pthread_mutex_lock(&a->lock);
     j->db = a->db;
     userdb_ref(j->db);
+    pthread_mutex_unlock(&a->lock);
     j->kind = kind;
     j->user = ab_strdup(user);
     j->then = then;
@@ -380,32 +424,42 @@ static struct auth_job *job_new(struct auth *a, enum job_kind kind,
     return j;
 }
 
-void auth_check_pass(struct auth *a, const char *user, const char *pass,
-                     size_t passlen, auth_then_fn *then, void *then_arg,
-                     auth_done_cb *cb, void *arg)
+void auth_check_pass(struct auth *a, struct workers_port *port,
+                     const char *user, const char *pass, size_t passlen,
+                     auth_then_fn *then, void *then_arg, auth_done_cb *cb,
+                     void *arg)
 {
-    struct auth_job *j = job_new(a, JOB_PASS, user, then, then_arg, cb, arg);
+    struct auth_job *j = job_new(a, port, JOB_PASS, user, then, then_arg, cb,
+                                 arg);
+    bool cached = false;
 
-    if (a->cache_ttl > 0 && passlen <= PASS_MAX) {
+    if (__atomic_load_n(&a->cache_ttl, __ATOMIC_RELAXED) > 0 &&
+        passlen <= PASS_MAX) {
+        /* The key is fixed at start: the HMAC needs no lock. */
         cache_id(a, user, pass, passlen, j->cache_id);
-        if (cache_hit(a, j->cache_id))
-            j->kind = JOB_CACHED;
+        pthread_mutex_lock(&a->lock);
+        cached = a->cache_ttl > 0 && cache_hit(a, j->cache_id);
+        pthread_mutex_unlock(&a->lock);
     }
-    if (j->kind == JOB_PASS) {
+    if (cached) {
+        j->kind = JOB_CACHED;
+    } else {
         j->secret = ab_strndup(pass, passlen);
         j->secretlen = passlen;
     }
-    workers_submit(a->workers, &j->w);
+    workers_submit(port, &j->w);
 }
 
-void auth_check_apop(struct auth *a, const char *user, const char *timestamp,
+void auth_check_apop(struct auth *a, struct workers_port *port,
+                     const char *user, const char *timestamp,
                      const char *digest, auth_then_fn *then, void *then_arg,
                      auth_done_cb *cb, void *arg)
 {
-    struct auth_job *j = job_new(a, JOB_APOP, user, then, then_arg, cb, arg);
+    struct auth_job *j = job_new(a, port, JOB_APOP, user, then, then_arg, cb,
+                                 arg);
 
     j->timestamp = ab_strdup(timestamp);
     j->secret = ab_strdup(digest);
     j->secretlen = strlen(digest);
-    workers_submit(a->workers, &j->w);
+    workers_submit(port, &j->w);
 }

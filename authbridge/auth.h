@@ -21,6 +21,7 @@
 struct event_base;
 struct conf_errors;
 struct workers;
+struct workers_port;
 struct auth;
 
 /* A copy of what a session needs once logged in. */
@@ -42,11 +43,8 @@ typedef void auth_then_fn(const struct auth_user *u, void *then_arg);
 typedef void auth_done_cb(enum auth_result r, const struct auth_user *u,
                           void *arg);
 
-struct auth *auth_new(struct event_base *base, unsigned cache_ttl);
-/* The pool checks run on; set before the first check. (Separate, so a
- * daemon can read the user file as root and start threads after it
- * dropped privileges.) */
-void auth_set_workers(struct auth *a, struct workers *w);
+/* One per process, shared by its loops (thread-safe). */
+struct auth *auth_new(unsigned cache_ttl);
 void auth_free(struct auth *a);
 
 /* Load or reload the user file; on error the old one stays. A file with
@@ -54,17 +52,21 @@ void auth_free(struct auth *a);
  * what it costs (the dummy check of unknown users must cost as much as
  * the costliest user's); at start-up, before the workers, that is done
  * at once. */
-int auth_load(struct auth *a, const char *path, struct conf_errors *errs);
+int auth_load(struct auth *a, const char *path, struct conf_errors *errs,
+              struct workers_port *port);
 /* Reload if the file changed (checked at most once a second). */
-void auth_maybe_reload(struct auth *a);
+void auth_maybe_reload(struct auth *a, struct workers_port *port);
 void auth_set_cache_ttl(struct auth *a, unsigned seconds);
-bool auth_has_plain(const struct auth *a);
+bool auth_has_plain(struct auth *a);
 
-/* The callback always runs, later, on the loop. */
-void auth_check_pass(struct auth *a, const char *user, const char *pass,
-                     size_t passlen, auth_then_fn *then, void *then_arg,
-                     auth_done_cb *cb, void *arg);
-void auth_check_apop(struct auth *a, const char *user, const char *timestamp,
+/* The callback always runs, later, on the loop of port (the caller's:
+ * the password is checked on the workers behind it). */
+void auth_check_pass(struct auth *a, struct workers_port *port,
+                     const char *user, const char *pass, size_t passlen,
+                     auth_then_fn *then, void *then_arg, auth_done_cb *cb,
+                     void *arg);
+void auth_check_apop(struct auth *a, struct workers_port *port,
+                     const char *user, const char *timestamp,
                      const char *digest, auth_then_fn *then, void *then_arg,
                      auth_done_cb *cb, void *arg);
 

@@ -98,6 +98,7 @@ static const struct enum_alias *aliases_of(const char *const *names)
       OFF(s.d.max_connections_per_addr), 1, 1000000, NULL, "50" },            \
     { sec, "worker_threads", K_UINT, OFF(s.d.worker_threads), 0, 256, NULL,   \
       "0" },                                                                  \
+    { sec, "loops", K_UINT, OFF(s.d.loops), 0, 256, NULL, "0" },              \
     { sec, "auth_cache_ttl", K_UINT, OFF(s.d.auth_cache_ttl), 0, 3600, NULL,  \
       "0" }
 

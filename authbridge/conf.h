@@ -103,6 +103,7 @@ struct daemon_conf {
     unsigned max_connections;
     unsigned max_connections_per_addr;
     unsigned worker_threads;      /* password hashing pool, 0 = one per core */
+    unsigned loops;               /* event loops, 0 = one per core */
     unsigned auth_cache_ttl;      /* seconds, 0 = no credential cache */
 };
 

@@ -8,7 +8,9 @@
 #include <getopt.h>
 #include <grp.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <pwd.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -249,13 +251,24 @@ void daemon_delay(struct event_base *base, struct event *ev, unsigned ms)
     evtimer_add(ev, &tv);
 }
 
+static uint64_t sid_base;
+static atomic_uint_fast64_t sid_counter;
+static pthread_once_t sid_once = PTHREAD_ONCE_INIT;
+
+static void sid_init(void)
+{
+    ab_random(&sid_base, sizeof(sid_base));
+}
+
+/* Called from every loop's thread: the counter is atomic. */
 const char *daemon_session_id(char buf[17])
 {
-    static uint64_t base, counter;
+    uint64_t n;
 
-    if (base == 0)
-        ab_random(&base, sizeof(base));
+    pthread_once(&sid_once, sid_init);
+    n = atomic_fetch_add_explicit(&sid_counter, 1, memory_order_relaxed);
     /* Unique within the process, unpredictable across restarts. */
-    snprintf(buf, 17, "%016llx", (unsigned long long)(base + counter++ * 0x9e3779b97f4a7c15ULL));
+    snprintf(buf, 17, "%016llx",
+             (unsigned long long)(sid_base + n * 0x9e3779b97f4a7c15ULL));
     return buf;
 }

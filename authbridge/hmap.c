@@ -1,6 +1,7 @@
 #include "hmap.h"
 #include "util.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,7 +19,12 @@ struct hmap {
 };
 
 static uint8_t hmap_key[16];
-static int hmap_key_ready;
+static pthread_once_t hmap_key_once = PTHREAD_ONCE_INIT;
+
+static void hmap_key_init(void)
+{
+    ab_random(hmap_key, sizeof(hmap_key));
+}
 
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
 #define SIPROUND                                                    \
@@ -70,10 +76,7 @@ struct hmap *hmap_new(void)
 {
     struct hmap *m = ab_calloc(1, sizeof(*m));
 
-    if (!hmap_key_ready) {
-        ab_random(hmap_key, sizeof(hmap_key));
-        hmap_key_ready = 1;
-    }
+    pthread_once(&hmap_key_once, hmap_key_init);
     m->nbuckets = 16;
     m->buckets = ab_calloc(m->nbuckets, sizeof(*m->buckets));
     return m;

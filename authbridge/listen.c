@@ -5,6 +5,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <stdio.h>
@@ -29,6 +30,7 @@ struct listener {
 
 struct listeners {
     struct event_base *base;
+    enum listen_share share;
     struct listener **v;
     size_t n;
 };
@@ -69,12 +71,32 @@ static void error_cb(struct evconnlistener *lev, void *arg)
     evtimer_add(l->resume, &tv);
 }
 
-struct listeners *listeners_new(struct event_base *base)
+struct listeners *listeners_new(struct event_base *base,
+                                enum listen_share share)
 {
     struct listeners *ls = ab_calloc(1, sizeof(*ls));
 
     ls->base = base;
+    ls->share = share;
     return ls;
+}
+
+/* Nobody listens on ep now: a bind without SO_REUSEPORT succeeds. */
+static int probe_free(const struct endpoint *ep, char *err, size_t errlen)
+{
+    int fd = socket(ep->family, SOCK_STREAM | SOCK_CLOEXEC, 0), rc = 0;
+
+    if (fd < 0)
+        return 0;                 /* the real bind will say what is wrong */
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &(int){ 1 }, sizeof(int));
+    if (bind(fd, (const struct sockaddr *)&ep->ss, ep->sslen) < 0 &&
+        errno == EADDRINUSE) {
+        snprintf(err, errlen, "cannot listen on %s: %s (another process "
+                 "listens there)", ep->text, strerror(errno));
+        rc = -1;
+    }
+    close(fd);
+    return rc;
 }
 
 int listeners_add(struct listeners *ls, const struct endpoint *ep, int kind,
@@ -84,6 +106,18 @@ int listeners_add(struct listeners *ls, const struct endpoint *ep, int kind,
     unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
                      LEV_OPT_REUSEABLE;
 
+    if (ep->family == AF_UNIX && ls->share == LISTEN_SHARED) {
+        free(l);
+        return 0;                 /* the first loop's alone */
+    }
+    if (ep->family != AF_UNIX && ls->share != LISTEN_ALONE) {
+        if (ls->share == LISTEN_SHARED_FIRST &&
+            probe_free(ep, err, errlen) < 0) {
+            free(l);
+            return -1;
+        }
+        flags |= LEV_OPT_REUSEABLE_PORT;
+    }
     if (ep->family == AF_UNIX)
         unlink(ep->path);         /* a stale socket from a previous run */
     l->lev = evconnlistener_new_bind(ls->base, accept_cb, l, flags,
@@ -129,7 +163,10 @@ void listeners_free(struct listeners *ls)
 
 /* ---- caps ------------------------------------------------------------------ */
 
+/* Shared by every loop of a process, so the caps are exact across
+ * them: one lock, held for a hash lookup. */
 struct conncap {
+    pthread_mutex_t lock;
     unsigned max_total, max_per_addr, total;
     struct hmap *per_addr;        /* address text -> count (boxed) */
 };
@@ -138,6 +175,7 @@ struct conncap *conncap_new(unsigned max_total, unsigned max_per_addr)
 {
     struct conncap *c = ab_calloc(1, sizeof(*c));
 
+    pthread_mutex_init(&c->lock, NULL);
     c->max_total = max_total;
     c->max_per_addr = max_per_addr;
     c->per_addr = hmap_new();
@@ -147,8 +185,10 @@ struct conncap *conncap_new(unsigned max_total, unsigned max_per_addr)
 void conncap_set_limits(struct conncap *c, unsigned max_total,
                         unsigned max_per_addr)
 {
+    pthread_mutex_lock(&c->lock);
     c->max_total = max_total;
     c->max_per_addr = max_per_addr;
+    pthread_mutex_unlock(&c->lock);
 }
 
 void conncap_free(struct conncap *c)
@@ -156,10 +196,11 @@ void conncap_free(struct conncap *c)
     if (c == NULL)
         return;
     hmap_free(c->per_addr, free);
+    pthread_mutex_destroy(&c->lock);
     free(c);
 }
 
-enum cap_result conncap_acquire(struct conncap *c, const char *addr)
+static enum cap_result acquire(struct conncap *c, const char *addr)
 {
     unsigned *n = hmap_get(c->per_addr, addr);
 
@@ -176,18 +217,36 @@ enum cap_result conncap_acquire(struct conncap *c, const char *addr)
     return CAP_OK;
 }
 
+enum cap_result conncap_acquire(struct conncap *c, const char *addr)
+{
+    enum cap_result r;
+
+    pthread_mutex_lock(&c->lock);
+    r = acquire(c, addr);
+    pthread_mutex_unlock(&c->lock);
+    return r;
+}
+
 void conncap_release(struct conncap *c, const char *addr)
 {
-    unsigned *n = hmap_get(c->per_addr, addr);
+    unsigned *n;
 
+    pthread_mutex_lock(&c->lock);
+    n = hmap_get(c->per_addr, addr);
     if (n == NULL)
         fatalx("conncap_release: %s holds no connection", addr);
     c->total--;
     if (--*n == 0)
         free(hmap_del(c->per_addr, addr));
+    pthread_mutex_unlock(&c->lock);
 }
 
-unsigned conncap_total(const struct conncap *c)
+unsigned conncap_total(struct conncap *c)
 {
-    return c->total;
+    unsigned n;
+
+    pthread_mutex_lock(&c->lock);
+    n = c->total;
+    pthread_mutex_unlock(&c->lock);
+    return n;
 }

@@ -19,7 +19,20 @@ struct listeners;
 typedef void listen_accept_fn(evutil_socket_t fd, struct sockaddr *sa,
                               socklen_t len, int kind, void *arg);
 
-struct listeners *listeners_new(struct event_base *base);
+/*
+ * How the loops of a process share a listening address: ALONE, one loop
+ * binds it (as every process but the multi-loop ones); SHARED_FIRST and
+ * SHARED, each loop binds its own socket with SO_REUSEPORT and the
+ * kernel spreads the connections. The first loop first makes sure no
+ * other process listens there (SO_REUSEPORT would otherwise let a second
+ * instance of the daemon take half the connections without a word); a
+ * unix socket is the first loop's alone (listeners_add skips it for the
+ * others and returns 0).
+ */
+enum listen_share { LISTEN_ALONE, LISTEN_SHARED_FIRST, LISTEN_SHARED };
+
+struct listeners *listeners_new(struct event_base *base,
+                                enum listen_share share);
 /* Bind one endpoint; kind is passed back on accept. -1 + err on failure. */
 int listeners_add(struct listeners *l, const struct endpoint *ep, int kind,
                   listen_accept_fn *fn, void *arg, char *err, size_t errlen);
@@ -42,6 +55,6 @@ void conncap_set_limits(struct conncap *c, unsigned max_total,
 void conncap_free(struct conncap *c);
 enum cap_result conncap_acquire(struct conncap *c, const char *addr);
 void conncap_release(struct conncap *c, const char *addr);
-unsigned conncap_total(const struct conncap *c);
+unsigned conncap_total(struct conncap *c);
 
 #endif

@@ -3,6 +3,7 @@
 #include <event2/event.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,12 +17,15 @@
 #define LOG_ESC_RING 8    /* results usable in one log call */
 
 static const char *log_prog = "authbridge";
-static enum log_dest log_dest = LOG_DEST_STDERR;
+/* Changed by a reload on loop 0 while the other loops log: atomics. */
+static atomic_int log_dest = LOG_DEST_STDERR;
 static bool log_journal;           /* stderr is systemd's journal stream */
-static int log_verbose;
-static int log_pid;                /* getpid() is a system call each time */
-static struct event *log_flush_ev;  /* stderr is buffered while set */
-static pthread_t log_loop_thread;
+static atomic_int log_verbose;
+static atomic_int log_pid;         /* getpid() is a system call each time */
+/* Each loop's thread buffers its lines until the end of its loop
+ * iteration; other threads (workers) write theirs at once. */
+static _Thread_local struct event *log_flush_ev;
+static atomic_int log_loops;       /* attached loops: stderr is buffered */
 
 static void log_flush_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -37,10 +41,13 @@ void log_attach_loop(struct event_base *base)
 
     if (log_flush_ev != NULL)
         return;
-    fflush(stderr);
-    setvbuf(stderr, buf, _IOFBF, sizeof(buf));
+    /* The first loop (the main thread, before any other thread writes)
+     * gives stderr its buffer. */
+    if (atomic_fetch_add(&log_loops, 1) == 0) {
+        fflush(stderr);
+        setvbuf(stderr, buf, _IOFBF, sizeof(buf));
+    }
     log_flush_ev = event_new(base, -1, 0, log_flush_cb, NULL);
-    log_loop_thread = pthread_self();
 }
 
 void log_detach_loop(void)
@@ -48,9 +55,11 @@ void log_detach_loop(void)
     if (log_flush_ev == NULL)
         return;
     fflush(stderr);
-    setvbuf(stderr, NULL, _IONBF, 0);
     event_free(log_flush_ev);
     log_flush_ev = NULL;
+    /* The last one (the main thread, after the others ended). */
+    if (atomic_fetch_sub(&log_loops, 1) == 1)
+        setvbuf(stderr, NULL, _IONBF, 0);
 }
 
 /*
@@ -78,24 +87,27 @@ void log_init(const char *progname, enum log_dest dest, int verbose)
 {
     log_journal = stderr_is_journal();
     log_prog = progname;
-    log_pid = (int)getpid();
-    log_verbose = verbose;
+    atomic_store_explicit(&log_pid, (int)getpid(), memory_order_relaxed);
+    atomic_store_explicit(&log_verbose, verbose, memory_order_relaxed);
     log_set_dest(dest);
 }
 
 void log_set_dest(enum log_dest dest)
 {
-    log_pid = (int)getpid();       /* called again after daemon_detach() */
-    if (dest == LOG_DEST_SYSLOG && log_dest != LOG_DEST_SYSLOG)
+    int was = atomic_load_explicit(&log_dest, memory_order_relaxed);
+
+    /* Called again after daemon_detach(): a new pid. */
+    atomic_store_explicit(&log_pid, (int)getpid(), memory_order_relaxed);
+    if (dest == LOG_DEST_SYSLOG && was != LOG_DEST_SYSLOG)
         openlog(log_prog, LOG_PID | LOG_NDELAY, LOG_MAIL);
-    else if (dest != LOG_DEST_SYSLOG && log_dest == LOG_DEST_SYSLOG)
+    atomic_store_explicit(&log_dest, (int)dest, memory_order_relaxed);
+    if (dest != LOG_DEST_SYSLOG && was == LOG_DEST_SYSLOG)
         closelog();
-    log_dest = dest;
 }
 
 void log_set_verbose(int verbose)
 {
-    log_verbose = verbose;
+    atomic_store_explicit(&log_verbose, verbose, memory_order_relaxed);
 }
 
 static const char *prio_name(int prio)
@@ -127,7 +139,8 @@ static void write_stamped(int prio, const char *line)
     }
     /* One fprintf per line: stdio's lock keeps lines whole across threads. */
     fprintf(stderr, "%s.%03dZ %s[%d]: %s: %s\n", stamp,
-            (int)(tv.tv_usec / 1000), log_prog, log_pid ? log_pid : (int)getpid(),
+            (int)(tv.tv_usec / 1000), log_prog,
+            atomic_load_explicit(&log_pid, memory_order_relaxed),
             prio_name(prio), line);
 }
 
@@ -135,10 +148,12 @@ static void log_vmsg(int prio, const char *fmt, va_list ap)
 {
     char line[2048];
 
-    if (prio == LOG_DEBUG && !log_verbose)
+    if (prio == LOG_DEBUG &&
+        !atomic_load_explicit(&log_verbose, memory_order_relaxed))
         return;
     vsnprintf(line, sizeof(line), fmt, ap);
-    if (log_dest == LOG_DEST_SYSLOG) {
+    if (atomic_load_explicit(&log_dest, memory_order_relaxed) ==
+        LOG_DEST_SYSLOG) {
         syslog(prio, "%s", line);
         return;
     }
@@ -146,8 +161,7 @@ static void log_vmsg(int prio, const char *fmt, va_list ap)
         fprintf(stderr, "<%d>%s\n", prio, line);
     else
         write_stamped(prio, line);
-    if (log_flush_ev == NULL || prio <= LOG_CRIT ||
-        !pthread_equal(pthread_self(), log_loop_thread))
+    if (log_flush_ev == NULL || prio <= LOG_CRIT)
         fflush(stderr);
     else
         event_active(log_flush_ev, 0, 0);  /* once, at the iteration's end */

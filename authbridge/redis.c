@@ -33,8 +33,9 @@ struct rio {
 
 /* The rio whose flush is running: a write request during it means hiredis
  * could not write everything. A static, not a field: the flush may end
- * with the context (and this rio) freed. */
-static struct rio *rio_flushing;
+ * with the context (and this rio) freed. Per thread: each loop flushes
+ * its own. */
+static _Thread_local struct rio *rio_flushing;
 
 static void rio_read_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -188,7 +189,7 @@ static void arm_deadline(struct rconn *rc)
  * mean we are talking to the wrong server: go and find the master. */
 static void reply_error(struct rconn *rc, const redisReply *r)
 {
-    static uint64_t last_log;
+    static _Thread_local uint64_t last_log;      /* per loop: its connection */
     uint64_t now = ab_now_ms();
 
     if (now - last_log > 1000 || last_log == 0) {

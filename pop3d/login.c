@@ -231,14 +231,14 @@ static void login_done(enum auth_result r, const struct auth_user *u, void *arg)
 /* The throttle let this attempt through: now check the password. */
 static void login_check(struct login *l)
 {
-    struct auth *a = l->s->srv->svc.auth;
+    struct services *sv = &l->s->srv->svc;
 
     if (strcmp(l->method, "APOP") == 0)
-        auth_check_apop(a, l->user, l->s->stamp, l->secret, login_then, l,
-                        login_done, l);
+        auth_check_apop(sv->auth, sv->port, l->user, l->s->stamp, l->secret,
+                        login_then, l, login_done, l);
     else
-        auth_check_pass(a, l->user, l->secret, l->secretlen, login_then, l,
-                        login_done, l);
+        auth_check_pass(sv->auth, sv->port, l->user, l->secret, l->secretlen,
+                        login_then, l, login_done, l);
     explicit_bzero(l->secret, l->secretlen);
 }
 

@@ -1,10 +1,14 @@
 /*
- * What every pop3d session shares: the configuration in force, the Redis
- * grant store, the password checker, TLS, listeners and caps.
+ * One event loop of pop3d (struct server) and what its sessions share:
+ * the configuration in force, the Redis grant store, the password
+ * checker, TLS, listeners and caps. A process runs [pop3d] loops of them
+ * (struct pop3d_proc holds what they share), each on its own thread
+ * with its own listeners (SO_REUSEPORT), Redis connection and sessions.
  */
 #ifndef POP3D_SERVER_H
 #define POP3D_SERVER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/queue.h>
 #include <event2/util.h>
@@ -20,25 +24,27 @@ struct listeners;
 struct metrics_http;
 struct session;
 struct daemon_stop;
-struct notify;
+
+struct pop3d_proc;
+struct pop3d_bundle;
 
 struct server {
+    struct pop3d_proc *proc;
+    unsigned loop;                 /* 0: the main thread's */
     struct event_base *base;
-    struct ab_conf *conf;          /* replaced on SIGHUP */
+    struct pop3d_bundle *bundle;   /* this loop's reference */
+    struct ab_conf *conf;          /* = bundle's; replaced on SIGHUP */
     const struct pop3d_conf *pc;   /* &conf->pop3d */
-    const char *conf_path;
-    struct services svc;           /* Redis, grants, throttle, caps, users */
-    SSL_CTX *tls;                  /* NULL without tls_cert */
+    SSL_CTX *tls;                  /* = bundle's; NULL without tls_cert */
+    struct services svc;           /* Redis, grants, throttle; caps, users */
     struct listeners *listeners;
-    struct metrics_http *metrics;  /* NULL without metrics_listen */
     char hostname[256];
     long pid;                      /* for APOP timestamps */
     bool stopping;
     TAILQ_HEAD(, session) sessions;
-    unsigned nsessions;
+    atomic_uint nsessions;         /* read by loop 0 for STATUS= */
     struct daemon_stop *stop;      /* once SIGTERM came */
     struct log_limit refused_log;  /* connection_refused lines */
-    struct notify *notify;         /* NULL unless under systemd */
 };
 
 /* Listener kinds. */

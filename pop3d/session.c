@@ -284,7 +284,7 @@ static void submit_mbox_job(struct session *s, struct mailbox *mb, bool update)
     j->mb = mb;
     j->update = update;
     s->pending++;
-    workers_submit(s->srv->svc.workers, &j->w);
+    workers_submit(s->srv->svc.port, &j->w);
 }
 
 void session_release_mailbox(struct session *s, struct mailbox *mb)
@@ -414,8 +414,8 @@ void session_accept(evutil_socket_t fd, struct sockaddr *sa, socklen_t len,
     s->login_deadline = evtimer_new(srv->base, login_too_slow, s);
     struct timeval deadline = { srv->pc->login_timeout, 0 };
     evtimer_add(s->login_deadline, &deadline);
-    log_debug("event=connect sid=%s rip=%s tls=%s", s->sid, text,
-              kind == LISTEN_TLS ? "implicit" : "no");
+    log_debug("event=connect sid=%s rip=%s tls=%s loop=%u", s->sid, text,
+              kind == LISTEN_TLS ? "implicit" : "no", srv->loop);
     greet(s);
 }
 

@@ -120,7 +120,7 @@ static void stream_end(struct session *s)
 /* Fill the output up to the high-water mark; called again on drain. */
 void trans_stream_more(struct session *s)
 {
-    static char in[POP3_READ_CHUNK];
+    static _Thread_local char in[POP3_READ_CHUNK];   /* one per loop */
     struct evbuffer *out = conn_output(s->conn);
 
     while (evbuffer_get_length(out) < POP3_OUTPUT_HIGH) {

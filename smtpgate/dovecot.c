@@ -359,13 +359,12 @@ static const struct reqconn_ops dovecot_ops = { on_request, on_close };
 
 /* ---- the door ------------------------------------------------------------------- */
 
-struct dovecot *dovecot_new(struct gate *g)
+struct dovecot *dovecot_new(struct gate *g, struct conncap *cap)
 {
     struct dovecot *d = ab_calloc(1, sizeof(*d));
 
     d->g = g;
-    d->door = reqdoor_new("dovecot", &dovecot_limits, &dovecot_ops,
-                          DOVECOT_CONNS_MAX, DOVECOT_CONNS_PER_ADDR_MAX);
+    d->door = reqdoor_new("dovecot", &dovecot_limits, &dovecot_ops, cap);
     d->renew = renew_table_new();
     return d;
 }

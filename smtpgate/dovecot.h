@@ -39,11 +39,12 @@
 #include <event2/util.h>
 #include <sys/socket.h>
 
+struct conncap;
 struct dovecot;
 struct gate;
 
 /* One per gate, when dovecot_listen is set. */
-struct dovecot *dovecot_new(struct gate *g);
+struct dovecot *dovecot_new(struct gate *g, struct conncap *cap);
 /* At exit, after Redis calls completed. */
 void dovecot_free(struct dovecot *d);
 

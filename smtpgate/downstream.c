@@ -22,8 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Connections that sent QUIT and wait for its answer, nobody's now. */
-static LIST_HEAD(, ds) orphans = LIST_HEAD_INITIALIZER(orphans);
+/* Connections that sent QUIT and wait for its answer, nobody's now (per
+ * loop: each on the loop that made it). */
+static _Thread_local LIST_HEAD(, ds) orphans = LIST_HEAD_INITIALIZER(orphans);
 
 static void ds_connect(struct ds *ds);
 

@@ -12,9 +12,10 @@
 #include <string.h>
 
 /* Newest first: the most recently used connection is the likeliest to
- * still be open at the MTA. */
-static LIST_HEAD(, ds) pool = LIST_HEAD_INITIALIZER(pool);
-static unsigned npool;
+ * still be open at the MTA. One pool per loop (thread): a connection
+ * lives on the loop that made it. */
+static _Thread_local LIST_HEAD(, ds) pool = LIST_HEAD_INITIALIZER(pool);
+static _Thread_local unsigned npool;
 
 void ds_pool_remove(struct ds *ds)
 {

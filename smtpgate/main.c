@@ -29,6 +29,7 @@
 #include "authbridge/daemon.h"
 #include "authbridge/grant.h"
 #include "authbridge/listen.h"
+#include "authbridge/loops.h"
 #include "authbridge/log.h"
 #include "authbridge/notify.h"
 #include "authbridge/metrics_http.h"
@@ -41,6 +42,8 @@
 #include "authbridge/workers.h"
 
 #include <event2/event.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,11 +53,16 @@
 #define DEFAULT_CONF  "/etc/authbridge/authbridge.conf"
 
 /* What a configuration brings besides the file: loaded and checked
- * together, swapped together. */
+ * together, swapped together, shared by the loops that use it. */
 struct loaded {
     struct ab_conf *conf;
     SSL_CTX *tls;
     struct sendermap *sendermap;
+};
+
+struct gate_bundle {
+    atomic_int refs;
+    struct loaded l;
 };
 
 static void loaded_free(struct loaded *l)
@@ -128,22 +136,91 @@ static int load_checked(const char *path, struct loaded *l,
     return -1;
 }
 
+/* ---- what the loops share ----------------------------------------------- */
+
+struct gate_proc {
+    const char *conf_path;
+    struct loops *loops;
+    struct gate *g;                    /* one per loop */
+    unsigned n;
+    struct services_shared sh;         /* users, workers, SMTP caps */
+    /* Each door's caps, shared by its instance on every loop. */
+    struct conncap *policy_cap, *whoson_cap, *socketmap_cap, *dovecot_cap;
+    pthread_mutex_t lock;              /* current */
+    struct gate_bundle *current;       /* what a reload brought last */
+    struct notify *notify;             /* NULL unless under systemd */
+    struct metrics_http *metrics;      /* loop 0's; NULL without metrics_listen */
+    struct daemon_signals *sigs;
+};
+
+static struct gate_bundle *bundle_new(const struct loaded *l)
+{
+    struct gate_bundle *b = ab_calloc(1, sizeof(*b));
+
+    atomic_init(&b->refs, 1);
+    b->l = *l;
+    return b;
+}
+
+static struct gate_bundle *bundle_ref(struct gate_bundle *b)
+{
+    atomic_fetch_add(&b->refs, 1);
+    return b;
+}
+
+static void bundle_unref(struct gate_bundle *b)
+{
+    if (b == NULL || atomic_fetch_sub(&b->refs, 1) != 1)
+        return;
+    loaded_free(&b->l);
+    free(b);
+}
+
+/* A loop takes the configuration now in force (on its own thread:
+ * sessions read it through g at each use, running TLS connections hold
+ * their own reference to the old context, and the sender map is only
+ * read during a call). */
+static void take_current(struct gate *g)
+{
+    struct gate_proc *proc = g->proc;
+    struct gate_bundle *old = g->bundle;
+
+    pthread_mutex_lock(&proc->lock);
+    g->bundle = bundle_ref(proc->current);
+    pthread_mutex_unlock(&proc->lock);
+    g->conf = g->bundle->l.conf;
+    g->sc = &g->conf->smtpgate;
+    g->tls = g->bundle->l.tls;
+    g->sendermap = g->bundle->l.sendermap;
+    bundle_unref(old);
+}
+
+/* A loop applies a reload: the configuration, its throttle, its cache. */
+static void loop_reloaded(struct gate *g)
+{
+    take_current(g);
+    grant_store_cache_clear(g->svc.grants);
+    services_reconfigure(&g->svc, g->conf);
+}
+
 /* ---- signals ------------------------------------------------------------- */
 
-static void reload(struct gate *g)
+static void reload(struct gate_proc *proc)
 {
+    struct gate *g0 = &proc->g[0];
     struct conf_errors errs = { 0 };
+    struct gate_bundle *old;
     struct loaded l;
     const char *users;
 
-    notify_reloading(g->notify);
-    if (load_checked(g->conf_path, &l, &errs) == 0) {
+    notify_reloading(proc->notify);
+    if (load_checked(proc->conf_path, &l, &errs) == 0) {
         users = l.conf->smtpgate.d.users;
-        if (users[0] != '\0' && g->svc.auth == NULL)
+        if (users[0] != '\0' && proc->sh.auth == NULL)
             conf_errors_add(&errs, "%s: [smtpgate] users was added: restart "
-                            "to enable SMTP AUTH", g->conf_path);
-        else if (g->svc.auth != NULL && users[0] != '\0')
-            auth_load(g->svc.auth, users, &errs);
+                            "to enable SMTP AUTH", proc->conf_path);
+        else if (proc->sh.auth != NULL && users[0] != '\0')
+            auth_load(proc->sh.auth, users, &errs, g0->svc.port);
     }
     if (errs.n > 0) {
         conf_errors_log(&errs);
@@ -151,37 +228,42 @@ static void reload(struct gate *g)
         metrics_reloaded(false);
         conf_errors_free(&errs);
         loaded_free(&l);
-        notify_reloaded(g->notify, false);
+        notify_reloaded(proc->notify, false);
         return;
     }
-    /* Sessions read the configuration through g at each use, running TLS
-     * connections hold their own reference to the old context, and the
-     * sender map is only read during a call: all three swap now. */
-    if (g->tls)
-        SSL_CTX_free(g->tls);
-    g->tls = l.tls;
-    sendermap_free(g->sendermap);
-    g->sendermap = l.sendermap;
-    conf_free(g->conf);
-    g->conf = l.conf;
-    g->sc = &l.conf->smtpgate;
-    grant_store_cache_clear(g->svc.grants);
-    services_reconfigure(&g->svc, g->conf, &g->sc->d);
-    log_set_dest(log_dest_of(g->sc));
+    pthread_mutex_lock(&proc->lock);
+    old = proc->current;
+    proc->current = bundle_new(&l);
+    pthread_mutex_unlock(&proc->lock);
+    bundle_unref(old);
+    services_reconfigure_shared(&proc->sh, &l.conf->smtpgate.d);
+    loop_reloaded(g0);
+    loops_broadcast(proc->loops, LOOP_RELOAD);
+    log_set_dest(log_dest_of(g0->sc));
     metrics_reloaded(true);
-    log_info("event=reloaded conf=%s (listen, redis and grant settings need a "
-             "restart)", log_esc(g->conf_path));
-    notify_reloaded(g->notify, true);
+    log_info("event=reloaded conf=%s loops=%u (listen, loops, redis and grant "
+             "settings need a restart)", log_esc(proc->conf_path), proc->n);
+    notify_reloaded(proc->notify, true);
 }
 
-/* STATUS= for the service manager. */
+static unsigned sessions_of(const struct gate_proc *proc)
+{
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < proc->n; i++)
+        n += atomic_load(&proc->g[i].nsessions);
+    return n;
+}
+
+/* STATUS= for the service manager: every loop's. */
 static void status_figures(void *arg, char *buf, size_t len)
 {
-    const struct gate *g = arg;
+    const struct gate_proc *proc = arg;
+    unsigned n = sessions_of(proc);
 
     snprintf(buf, len, "%u SMTP session%s, %u policy and %u WHOSON "
-             "connections", g->nsessions, g->nsessions == 1 ? "" : "s",
-             reqdoor_count(g->policy_door), reqdoor_count(g->whoson_door));
+             "connections", n, n == 1 ? "" : "s",
+             conncap_total(proc->policy_cap), conncap_total(proc->whoson_cap));
 }
 
 static bool all_done(void *arg)
@@ -189,34 +271,102 @@ static bool all_done(void *arg)
     const struct gate *g = arg;
 
     /* Including what goes to Redis (the last decisions, grants). */
-    return g->nsessions == 0 &&
-           (g->svc.workers == NULL || workers_busy(g->svc.workers) == 0) &&
+    return atomic_load(&g->nsessions) == 0 &&
+           workers_busy(g->svc.port) == 0 &&
            rconn_pending(g->svc.redis) == 0;
 }
 
-static void on_signal(evutil_socket_t sig, short what, void *arg)
+/* One loop stops: no more connections, commands in progress (a DATA)
+ * finish, every session gets 421, the last decisions are written. */
+static void loop_stop(struct gate *g)
 {
-    struct gate *g = arg;
-
-    (void)what;
-    if (sig == SIGHUP) {
-        reload(g);
-        return;
-    }
     if (g->stopping)
         return;
-    log_info("event=stopping signal=%d sessions=%u", (int)sig, g->nsessions);
     g->stopping = true;
-    notify_stopping(g->notify);
     listeners_free(g->listeners);
     g->listeners = NULL;
-    metrics_http_free(g->metrics);
-    g->metrics = NULL;
     smtp_session_shutdown_all(g);
     decisions_flush(g->decisions);
     g->stop = daemon_stop_when_idle(g->base, SMTP_SHUTDOWN_GRACE_S * 1000,
                                     all_done, g);
 }
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct gate_proc *proc = arg;
+
+    (void)what;
+    if (sig == SIGHUP) {
+        reload(proc);
+        return;
+    }
+    if (proc->g[0].stopping)
+        return;
+    log_info("event=stopping signal=%d sessions=%u", (int)sig,
+             sessions_of(proc));
+    notify_stopping(proc->notify);
+    metrics_http_free(proc->metrics);
+    proc->metrics = NULL;
+    loops_broadcast(proc->loops, LOOP_STOP);
+    loop_stop(&proc->g[0]);
+}
+
+/* ---- the loops ------------------------------------------------------------ */
+
+static void loop_start(void *ctx)
+{
+    struct gate *g = ctx;
+
+    log_attach_loop(g->base);
+}
+
+static void loop_command(void *ctx, enum loop_cmd cmd)
+{
+    struct gate *g = ctx;
+
+    if (cmd == LOOP_RELOAD)
+        loop_reloaded(g);
+    else if (cmd == LOOP_STOP)
+        loop_stop(g);
+}
+
+/* On the loop's thread, its loop over: everything it owns. Order
+ * matters: sessions first (those with a pending callback stay until it
+ * comes), then the sources of callbacks (workers, Redis), then what the
+ * callbacks used. */
+static void loop_finish(void *ctx)
+{
+    struct gate *g = ctx;
+    struct gate_proc *proc = g->proc;
+
+    if (g->loop == 0) {
+        notify_free(proc->notify);         /* before its Redis connection */
+        proc->notify = NULL;
+        metrics_http_free(proc->metrics);
+        proc->metrics = NULL;
+    }
+    policy_log_summary();
+    socketmap_log_summary(g->socketmap);
+    smtp_session_close_all(g);
+    listeners_free(g->listeners);
+    g->listeners = NULL;
+    services_stop(&g->svc);            /* pending calls end: their owners */
+    reqdoor_free(g->policy_door);      /* must still be there */
+    reqdoor_free(g->whoson_door);
+    socketmap_free(g->socketmap);
+    decisions_free(g->decisions);
+    dovecot_free(g->dovecot);
+    ds_free_all();
+    services_free(&g->svc);
+    daemon_stop_free(g->stop);
+    bundle_unref(g->bundle);
+    g->bundle = NULL;
+    log_detach_loop();
+}
+
+static const struct loop_ops gate_loop_ops = {
+    loop_start, loop_command, loop_finish
+};
 
 /* ---- start-up -------------------------------------------------------------- */
 
@@ -234,31 +384,27 @@ static int add_list(struct gate *g, const struct endpoint_list *l, int kind,
     return 0;
 }
 
-static int open_metrics(struct gate *g)
+static int open_metrics(struct gate_proc *proc)
 {
-    const struct endpoint_list *l = &g->sc->d.metrics_listen;
+    const struct endpoint_list *l = &proc->g[0].sc->d.metrics_listen;
     char err[256];
 
     if (l->n == 0)
         return 0;
-    g->metrics = metrics_http_new(g->base, l, gate_metrics, gate_metrics_n,
-                                  err, sizeof(err));
-    if (g->metrics != NULL)
+    proc->metrics = metrics_http_new(proc->g[0].base, l, gate_metrics,
+                                     gate_metrics_n, err, sizeof(err));
+    if (proc->metrics != NULL)
         return 0;
     log_err("event=startup_failed error=%s", log_esc(err));
     return -1;
 }
 
-static int open_listeners(struct gate *g)
+static int open_listeners(struct gate *g, enum listen_share share)
 {
     const struct smtpgate_conf *sc = g->sc;
 
-    g->listeners = listeners_new(g->base);
-    if (sc->socketmap_listen.n > 0 && sc->sender_binding)
-        log_warn("event=socketmap_without_sender_binding (sender_binding "
-                 "is on, and a socketmap lookup carries no sender: every "
-                 "grant answers NOTFOUND; use policy_listen or the SMTP gate)");
-    return open_metrics(g) | add_list(g, &sc->d.listen, GATE_LISTEN_SMTP, smtp_session_accept) |
+    g->listeners = listeners_new(g->base, share);
+    return add_list(g, &sc->d.listen, GATE_LISTEN_SMTP, smtp_session_accept) |
            add_list(g, &sc->d.listen_tls, GATE_LISTEN_SMTPS,
                     smtp_session_accept) |
            add_list(g, &sc->policy_listen, GATE_LISTEN_POLICY, policy_accept) |
@@ -269,75 +415,94 @@ static int open_listeners(struct gate *g)
                     socketmap_accept);
 }
 
-static void free_all(struct gate *g)
+/* Every loop's own state, doors and listeners, bound before privileges
+ * go. */
+static int setup_loops(struct gate_proc *proc)
 {
-    /* Order matters: sessions first (those with a pending callback stay
-     * until it comes), then the sources of callbacks (workers, Redis),
-     * then what the callbacks used. */
-    smtp_session_close_all(g);
-    listeners_free(g->listeners);
-    metrics_http_free(g->metrics);
-    services_stop(&g->svc);           /* pending calls end: their owners */
-    reqdoor_free(g->policy_door);     /* must still be there */
-    reqdoor_free(g->whoson_door);
-    socketmap_free(g->socketmap);
-    decisions_free(g->decisions);
-    dovecot_free(g->dovecot);
-    ds_free_all();
-    services_free(&g->svc);
-    if (g->tls)
-        SSL_CTX_free(g->tls);
-    sendermap_free(g->sendermap);
-    conf_free(g->conf);
-    daemon_stop_free(g->stop);
-    daemon_signals_free(g->signals);
-    log_detach_loop();
-    event_base_free(g->base);
+    for (unsigned i = 0; i < proc->n; i++) {
+        struct gate *g = &proc->g[i];
+        enum listen_share share = proc->n == 1 ? LISTEN_ALONE :
+                                  i == 0 ? LISTEN_SHARED_FIRST : LISTEN_SHARED;
+        g->proc = proc;
+        g->loop = i;
+        g->base = loops_base(proc->loops, i);
+        TAILQ_INIT(&g->sessions);
+        atomic_init(&g->nsessions, 0);
+        take_current(g);
+        g->policy_door = policy_door_new(proc->policy_cap);
+        g->whoson_door = whoson_door_new(proc->whoson_cap);
+        if (g->sc->dovecot_listen.n > 0)
+            g->dovecot = dovecot_new(g, proc->dovecot_cap);
+        g->socketmap = socketmap_new(proc->socketmap_cap);
+        loops_set(proc->loops, i, &gate_loop_ops, g);
+        if (open_listeners(g, share) < 0)
+            return -1;
+    }
+    return open_metrics(proc);
 }
 
-static int setup(struct gate *g, const struct daemon_opts *o)
+static void door_caps_new(struct gate_proc *proc)
 {
-    char err[256];
+    proc->policy_cap = conncap_new(POLICY_CONNS_MAX,
+                                   POLICY_CONNS_PER_ADDR_MAX);
+    proc->whoson_cap = conncap_new(WHOSON_CONNS_MAX,
+                                   WHOSON_CONNS_PER_ADDR_MAX);
+    proc->socketmap_cap = conncap_new(SOCKETMAP_CONNS_MAX,
+                                      SOCKETMAP_CONNS_PER_ADDR_MAX);
+    proc->dovecot_cap = conncap_new(DOVECOT_CONNS_MAX,
+                                    DOVECOT_CONNS_PER_ADDR_MAX);
+}
 
-    if (o->detach) {
-        daemon_detach();
-        log_set_dest(LOG_DEST_SYSLOG);
-    } else {
-        log_set_dest(log_dest_of(g->sc));
+static void start_services(struct gate_proc *proc)
+{
+    const struct ab_conf *c = proc->current->l.conf;
+
+    services_start_shared(&proc->sh, &c->smtpgate.d);
+    for (unsigned i = 0; i < proc->n; i++) {
+        struct gate *g = &proc->g[i];
+        services_start(&g->svc, &proc->sh, g->base, c, &c->smtpgate.d);
+        grant_store_cache(g->svc.grants);
+        g->decisions = decisions_new(g->base, g->svc.grants);
     }
-    daemon_raise_nofile();
-    daemon_tune_malloc();
-    g->base = event_base_new();
-    if (g->base == NULL)
-        return -1;
-    log_attach_loop(g->base);
-    g->signals = daemon_signals_new(g->base, on_signal, g);
-    g->policy_door = policy_door_new();
-    g->whoson_door = whoson_door_new();
-    if (g->sc->dovecot_listen.n > 0)
-        g->dovecot = dovecot_new(g);
-    g->socketmap = socketmap_new();
-    if (open_listeners(g) < 0 ||
-        services_load_users(&g->svc, g->base, &g->sc->d) < 0)
-        return -1;
-    if (daemon_drop_privileges(g->sc->d.user, err, sizeof(err)) < 0) {
-        log_err("event=startup_failed error=%s", log_esc(err));
-        return -1;
-    }
-    services_start(&g->svc, g->base, g->conf, &g->sc->d);
-    grant_store_cache(g->svc.grants);
-    g->decisions = decisions_new(g->base, g->svc.grants);
-    metric_set(&gate_build_info, 1, "smtpgate", AB_VERSION);
-    metrics_started();
-    return 0;
+}
+
+static void proc_free(struct gate_proc *proc)
+{
+    daemon_signals_free(proc->sigs);
+    services_free_shared(&proc->sh);
+    conncap_free(proc->policy_cap);
+    conncap_free(proc->whoson_cap);
+    conncap_free(proc->socketmap_cap);
+    conncap_free(proc->dovecot_cap);
+    bundle_unref(proc->current);
+    loops_free(proc->loops);
+    pthread_mutex_destroy(&proc->lock);
+    free(proc->g);
+}
+
+static void log_started(const struct gate_proc *proc)
+{
+    const struct ab_conf *c = proc->current->l.conf;
+    const struct smtpgate_conf *sc = &c->smtpgate;
+
+    log_info("event=started smtp=%zu smtps=%zu policy=%zu whoson=%zu "
+             "dovecot=%zu metrics=%zu socketmap=%zu downstream=%s redis=%s "
+             "loops=%u", sc->d.listen.n, sc->d.listen_tls.n,
+             sc->policy_listen.n, sc->whoson_listen.n, sc->dovecot_listen.n,
+             sc->d.metrics_listen.n, sc->socketmap_listen.n,
+             sc->downstream.family ? sc->downstream.text : "none",
+             c->redis.sentinels.n ? "sentinel" : c->redis.address.text,
+             proc->n);
 }
 
 int main(int argc, char **argv)
 {
     struct daemon_opts o;
     struct conf_errors errs = { 0 };
-    struct gate g;
+    struct gate_proc proc;
+    const struct smtpgate_conf *sc;
     struct loaded l;
+    char err[256];
 
     daemon_parse_args(argc, argv, "smtpgate", DEFAULT_CONF, &o);
     log_init("smtpgate", LOG_DEST_STDERR, o.verbose);
@@ -351,30 +516,45 @@ int main(int argc, char **argv)
         loaded_free(&l);
         return 0;
     }
-    memset(&g, 0, sizeof(g));
-    TAILQ_INIT(&g.sessions);
-    g.conf_path = o.conf_path;
-    g.conf = l.conf;
-    g.sc = &l.conf->smtpgate;
-    g.tls = l.tls;
-    g.sendermap = l.sendermap;
-    if (setup(&g, &o) < 0)
+    sc = &l.conf->smtpgate;
+    if (o.detach) {
+        daemon_detach();
+        log_set_dest(LOG_DEST_SYSLOG);
+    } else {
+        log_set_dest(log_dest_of(sc));
+    }
+    daemon_raise_nofile();
+    daemon_tune_malloc();
+    if (sc->socketmap_listen.n > 0 && sc->sender_binding)
+        log_warn("event=socketmap_without_sender_binding (sender_binding "
+                 "is on, and a socketmap lookup carries no sender: every "
+                 "grant answers NOTFOUND; use policy_listen or the SMTP gate)");
+
+    memset(&proc, 0, sizeof(proc));
+    pthread_mutex_init(&proc.lock, NULL);
+    proc.conf_path = o.conf_path;
+    proc.current = bundle_new(&l);
+    proc.n = loops_count(sc->d.loops);
+    proc.loops = loops_new(proc.n);
+    proc.g = ab_calloc(proc.n, sizeof(*proc.g));
+    door_caps_new(&proc);
+    /* Signals first: one sent as soon as a port accepts is handled. */
+    proc.sigs = daemon_signals_new(loops_base(proc.loops, 0), on_signal, &proc);
+    if (setup_loops(&proc) < 0 || services_load_users(&proc.sh, &sc->d) < 0)
         return 1;
-    log_info("event=started smtp=%zu smtps=%zu policy=%zu whoson=%zu "
-             "dovecot=%zu metrics=%zu socketmap=%zu downstream=%s redis=%s",
-             g.sc->d.listen.n, g.sc->d.listen_tls.n, g.sc->policy_listen.n,
-             g.sc->whoson_listen.n, g.sc->dovecot_listen.n,
-             g.sc->d.metrics_listen.n, g.sc->socketmap_listen.n,
-             g.sc->downstream.family ? g.sc->downstream.text : "none",
-             g.conf->redis.sentinels.n ? "sentinel" :
-             g.conf->redis.address.text);
-    g.notify = notify_new(g.base, status_figures, &g);
-    notify_ready_when_known(g.notify, g.svc.redis);
-    event_base_dispatch(g.base);
-    notify_free(g.notify);
-    policy_log_summary();
-    socketmap_log_summary(g.socketmap);
+    if (daemon_drop_privileges(sc->d.user, err, sizeof(err)) < 0) {
+        log_err("event=startup_failed error=%s", log_esc(err));
+        return 1;
+    }
+    start_services(&proc);
+    metric_set(&gate_build_info, 1, "smtpgate", AB_VERSION);
+    metrics_started();
+    log_started(&proc);
+    proc.notify = notify_new(proc.g[0].base, status_figures, &proc);
+    notify_ready_when_known(proc.notify, proc.g[0].svc.redis);
+    loops_run(proc.loops);
+
     log_info("event=stopped");
-    free_all(&g);
+    proc_free(&proc);
     return 0;
 }

@@ -48,8 +48,8 @@ struct policy_conn {
 
 #define SUMMARY_EVERY_MS 60000
 
-/* Answers since the last summary line. */
-static struct {
+/* Answers since the last summary line (each loop sums its own). */
+static _Thread_local struct {
     unsigned long ok, dunno, defer, mismatch, unusable, bad;
     uint64_t since_ms;
 } counts;
@@ -225,10 +225,9 @@ static void on_close(void *arg)
 
 static const struct reqconn_ops policy_ops = { on_request, on_close };
 
-struct reqdoor *policy_door_new(void)
+struct reqdoor *policy_door_new(struct conncap *cap)
 {
-    return reqdoor_new("policy", &policy_limits, &policy_ops,
-                       POLICY_CONNS_MAX, POLICY_CONNS_PER_ADDR_MAX);
+    return reqdoor_new("policy", &policy_limits, &policy_ops, cap);
 }
 
 void policy_accept(evutil_socket_t fd, struct sockaddr *sa, socklen_t len,

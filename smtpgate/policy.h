@@ -22,6 +22,7 @@
 
 #include <event2/util.h>
 
+struct conncap;
 struct reqdoor;
 #include <stddef.h>
 #include <sys/socket.h>
@@ -44,8 +45,8 @@ int policy_parse(char **lines, size_t n, struct policy_req *r);
 /* The info line that sums the answers (also written once a minute). */
 void policy_log_summary(void);
 
-/* The door's caps and limits (one per gate). */
-struct reqdoor *policy_door_new(void);
+/* The door on one loop; cap: shared by every loop's. */
+struct reqdoor *policy_door_new(struct conncap *cap);
 
 /* Accept callback for policy_listen (arg: struct gate). */
 void policy_accept(evutil_socket_t fd, struct sockaddr *sa, socklen_t len,

@@ -388,15 +388,14 @@ const char *reqconn_peer_text(const struct reqconn *rc)
 /* ---- the door ------------------------------------------------------------------ */
 
 struct reqdoor *reqdoor_new(const char *name, const struct reqconn_limits *lim,
-                            const struct reqconn_ops *ops, unsigned max_conns,
-                            unsigned max_per_addr)
+                            const struct reqconn_ops *ops, struct conncap *cap)
 {
     struct reqdoor *d = ab_calloc(1, sizeof(*d));
 
     d->name = name;
     d->lim = lim;
     d->ops = ops;
-    d->cap = conncap_new(max_conns, max_per_addr);
+    d->cap = cap;
     LIST_INIT(&d->all);
     return d;
 }
@@ -409,7 +408,6 @@ void reqdoor_free(struct reqdoor *d)
         return;
     while ((rc = LIST_FIRST(&d->all)) != NULL)
         rc_free(rc);
-    conncap_free(d->cap);
     free(d);
 }
 

@@ -70,14 +70,17 @@ struct reqconn_ops {
 };
 
 /*
- * A front door: its name (in log lines), limits, callbacks and
- * connection caps, in all and per peer address. Owns its connections.
+ * A front door on one loop: its name (in log lines), limits, callbacks
+ * and connection caps, in all and per peer address (cap: shared by the
+ * door of every loop, so the caps are exact across them; not owned).
+ * Owns its connections.
  */
+struct conncap;
 struct reqdoor *reqdoor_new(const char *name, const struct reqconn_limits *lim,
-                            const struct reqconn_ops *ops, unsigned max_conns,
-                            unsigned max_per_addr);
+                            const struct reqconn_ops *ops, struct conncap *cap);
 /* At exit, after Redis calls completed: close and free every connection. */
 void reqdoor_free(struct reqdoor *d);
+/* Connections at this door on every loop. */
 unsigned reqdoor_count(const struct reqdoor *d);
 
 /*

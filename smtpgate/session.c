@@ -664,8 +664,9 @@ void smtp_session_accept(evutil_socket_t fd, struct sockaddr *sa,
     TAILQ_INSERT_TAIL(&g->sessions, s, link);
     g->nsessions++;
     apply_timeouts(s);
-    log_debug("event=connect sid=%s client=%s tls=%s", s->sid, s->peer_text,
-             kind == GATE_LISTEN_SMTPS ? "implicit" : "no");
+    log_debug("event=connect sid=%s client=%s tls=%s loop=%u", s->sid,
+              s->peer_text, kind == GATE_LISTEN_SMTPS ? "implicit" : "no",
+              g->loop);
     /* RFC 2034: no enhanced code on the greeting. */
     smtp_reply(s, "220 %s ESMTP authbridge smtpgate", g->sc->hostname);
 }

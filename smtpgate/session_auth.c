@@ -156,8 +156,9 @@ static void auth_done(enum auth_result r, const struct auth_user *u, void *arg)
 static void check_password(struct smtp_session *s)
 {
     s->pending++;
-    auth_check_pass(s->g->svc.auth, s->auth_login, s->auth_secret,
-                    s->auth_secretlen, NULL, NULL, auth_done, s);
+    auth_check_pass(s->g->svc.auth, s->g->svc.port, s->auth_login,
+                    s->auth_secret, s->auth_secretlen, NULL, NULL, auth_done,
+                    s);
     smtp_auth_forget(s);
 }
 

@@ -281,12 +281,12 @@ static const struct reqconn_ops socketmap_ops = { on_request, on_close };
 
 /* ---- the door ------------------------------------------------------------------ */
 
-struct socketmap *socketmap_new(void)
+struct socketmap *socketmap_new(struct conncap *cap)
 {
     struct socketmap *sm = ab_calloc(1, sizeof(*sm));
 
     sm->door = reqdoor_new("socketmap", &socketmap_limits, &socketmap_ops,
-                           SOCKETMAP_CONNS_MAX, SOCKETMAP_CONNS_PER_ADDR_MAX);
+                           cap);
     return sm;
 }
 

@@ -40,6 +40,7 @@
 
 #include "authbridge/addr.h"
 
+struct conncap;
 struct reqconn_limits;
 struct socketmap;
 
@@ -76,7 +77,7 @@ size_t socketmap_format(char *out, size_t size, const char *status,
                         const char *value);
 
 /* The door and its answer counts (one per gate). */
-struct socketmap *socketmap_new(void);
+struct socketmap *socketmap_new(struct conncap *cap);
 /* At exit, after Redis calls completed. */
 void socketmap_free(struct socketmap *sm);
 

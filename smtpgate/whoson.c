@@ -200,10 +200,9 @@ static void on_close(void *arg)
 
 static const struct reqconn_ops whoson_ops = { on_request, on_close };
 
-struct reqdoor *whoson_door_new(void)
+struct reqdoor *whoson_door_new(struct conncap *cap)
 {
-    return reqdoor_new("whoson", &whoson_limits, &whoson_ops,
-                       WHOSON_CONNS_MAX, WHOSON_CONNS_PER_ADDR_MAX);
+    return reqdoor_new("whoson", &whoson_limits, &whoson_ops, cap);
 }
 
 void whoson_accept(evutil_socket_t fd, struct sockaddr *sa, socklen_t len,

@@ -19,6 +19,7 @@
 
 #include <event2/util.h>
 
+struct conncap;
 struct reqdoor;
 #include <sys/socket.h>
 
@@ -40,8 +41,8 @@ struct whoson_req {
  * answer. */
 const char *whoson_parse(char *line, struct whoson_req *r);
 
-/* The door's caps and limits (one per gate). */
-struct reqdoor *whoson_door_new(void);
+/* The door on one loop; cap: shared by every loop's. */
+struct reqdoor *whoson_door_new(struct conncap *cap);
 
 /* Accept callback for whoson_listen (arg: struct gate). */
 void whoson_accept(evutil_socket_t fd, struct sockaddr *sa, socklen_t len,

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (Daemon, LineSocket, base_sections, free_port, program,
-                      unverified_context, wait_listening, wait_until,
-                      write_config)
+from conftest import (LOOPS, Daemon, LineSocket, base_sections, free_port,
+                      program, unverified_context, wait_listening,
+                      wait_until, write_config)
 from pop3_harness import make_tls
 
 LOCAL_DOMAINS = ["example.net", "example.org"]
@@ -335,6 +335,7 @@ class Gate(Daemon):
             "hostname": "gate.test",
             "node": "gate-node",
             "auth_fail_delay_ms": 50,
+            "loops": LOOPS,
         }
         settings.update(keys)
         self.fixed = {k for k in keys if k in self._listen_keys()}
