@@ -9,108 +9,20 @@ import re
 import subprocess
 import time
 
-import pytest
 import redis
 
-from conftest import (REDIS_SERVER, Cli, free_port, program, wait_until,
-                      write_config)
+from conftest import Cli, free_port, program, wait_until, write_config
 from pop3_harness import Pop3d
-
-MASTER = "mymaster"
-
-
-def spawn(args, folder, name):
-    log = open(folder / f"{name}.log", "ab")
-    return subprocess.Popen(args, stdout=log, stderr=log,
-                            stdin=subprocess.DEVNULL)
-
-
-def ping(port):
-    try:
-        return redis.Redis(port=port, socket_timeout=0.3,
-                           socket_connect_timeout=0.3).ping()
-    except redis.RedisError:
-        return False
-
-
-class Cluster:
-    def __init__(self, folder):
-        self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
-        self.master_port, self.replica_port = free_port(), free_port()
-        self.sentinel_ports = [free_port() for _ in range(3)]
-        self.procs = {}
-
-    def start(self):
-        for role, port in (("master", self.master_port),
-                           ("replica", self.replica_port)):
-            args = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1",
-                    "--save", "", "--appendonly", "no", "--dir",
-                    str(self.folder)]
-            if role == "replica":
-                args += ["--replicaof", "127.0.0.1", str(self.master_port)]
-            self.procs[role] = spawn(args, self.folder, role)
-            wait_until(lambda p=port: ping(p), 5, what=f"redis {role}")
-        r = redis.Redis(port=self.replica_port)
-        wait_until(lambda: r.info("replication")["master_link_status"] == "up",
-                   10, what="the replica to sync")
-        for i, port in enumerate(self.sentinel_ports):
-            conf = self.folder / f"sentinel{i}.conf"
-            conf.write_text(
-                f"port {port}\nbind 127.0.0.1\n"
-                f"sentinel monitor {MASTER} 127.0.0.1 {self.master_port} 2\n"
-                f"sentinel down-after-milliseconds {MASTER} 800\n"
-                f"sentinel failover-timeout {MASTER} 4000\n"
-                f"sentinel parallel-syncs {MASTER} 1\n")
-            self.procs[f"s{i}"] = spawn([REDIS_SERVER, str(conf), "--sentinel"],
-                                        self.folder, f"sentinel{i}")
-        for port in self.sentinel_ports:
-            s = redis.Redis(port=port, decode_responses=True)
-            wait_until(lambda s=s: ping(port) and s.execute_command(
-                "SENTINEL", "replicas", MASTER), 15,
-                what="sentinels to see the replica")
-        return self
-
-    def master_addr(self):
-        s = redis.Redis(port=self.sentinel_ports[0], decode_responses=True)
-        return tuple(s.sentinel_get_master_addr_by_name(MASTER))
-
-    def stop(self):
-        for p in self.procs.values():
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    c = Cluster(tmp_path / "cluster")
-    try:
-        yield c.start()
-    finally:
-        c.stop()
-
-
-def sentinel_sections(cluster, **pop3d):
-    return {
-        "redis": {"sentinels": [f"127.0.0.1:{p}" for p in cluster.sentinel_ports],
-                  "master_name": MASTER, "timeout_ms": 500},
-        "grant": {"ttl": 1800, "replicas": 1},
-        "pop3d": {"node": "e2e-node", **pop3d},
-    }
+from sentinel_harness import (MASTER, NO_REDIS, cluster,  # noqa: F401
+                              sentinel_sections, use_sentinels)
 
 
 class SentinelPop3d(Pop3d):
     """Pop3d whose [redis] section names sentinels instead of an address."""
 
     def __init__(self, tmp_path, cluster):
-        class NoRedis:
-            address = "127.0.0.1:1"
-            running = True
-        super().__init__(tmp_path, NoRedis())
-        self.sections.update({k: v for k, v in sentinel_sections(cluster).items()
-                              if k != "pop3d"})
-        write_config(self.config, self.sections)
+        super().__init__(tmp_path, NO_REDIS)
+        use_sentinels(self, cluster)
 
 
 def login(d, source):
