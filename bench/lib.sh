@@ -71,19 +71,27 @@ bench_cleanup() {
 
 # ---- Redis -----------------------------------------------------------------
 
-start_redis() {
-    REDIS_PORT=$(free_port)
-    mkdir -p "$WORK/redis"
-    bg "$WORK/redis/stdout.log" redis-server --port "$REDIS_PORT" \
-        --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK/redis" \
-        --logfile "$WORK/redis/redis.log" --daemonize no
-    REDIS_PID=$BG_PID
+# redis_at NAME: a private redis-server in $WORK/NAME on a free port;
+# sets RI_PORT and RI_PID.
+redis_at() {
+    RI_PORT=$(free_port)
+    mkdir -p "$WORK/$1"
+    bg "$WORK/$1/stdout.log" redis-server --port "$RI_PORT" \
+        --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK/$1" \
+        --logfile "$WORK/$1/redis.log" --daemonize no
+    RI_PID=$BG_PID
     i=0
-    until rcli PING >/dev/null 2>&1; do
+    until redis-cli -p "$RI_PORT" PING >/dev/null 2>&1; do
         i=$((i + 1))
-        [ "$i" -lt 200 ] || die "redis-server did not start (see $WORK/redis)"
+        [ "$i" -lt 200 ] || die "redis-server did not start (see $WORK/$1)"
         sleep 0.05
     done
+}
+
+# The Redis every daemon of the bench uses.
+start_redis() {
+    redis_at redis
+    REDIS_PORT=$RI_PORT REDIS_PID=$RI_PID
 }
 
 rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
@@ -149,3 +157,4 @@ verdict() { awk -v v="$1" -v t="$3" -v op="$2" 'BEGIN {
 record() { echo "$2" >>"$WORK/fig.$1"; }
 series_median() { median <"$WORK/fig.$1"; }
 series_list() { tr '\n' ' ' <"$WORK/fig.$1" | sed 's/ $//'; }
+series_last() { tail -1 "$WORK/fig.$1"; }

@@ -9,8 +9,14 @@
  * grant and the odd ones do not: every answer is checked (action=OK for
  * the former, action=DUNNO for the latter) and a wrong one is an error.
  *
+ * With -n (new addresses) no address is asked about twice: request k of
+ * the run, whichever connection sends it, is for base+k, so a cache in
+ * the service never answers from memory (a cold run). The run ends when
+ * the -t seconds are over or the A addresses are used up, whichever is
+ * first (exhausted=1 then: the caller gave too few).
+ *
  *   policyload -p port [-c connections] [-t seconds] [-a addresses]
- *              [-b base-address] [-g]
+ *              [-b base-address] [-g] [-n]
  *
  * Prints one line of key=value figures: requests answered in the -t
  * seconds and their rate, answers by action, errors, latency.
@@ -32,6 +38,7 @@ struct popts {
     unsigned port, conns, seconds, naddrs;
     struct in_addr base;
     bool check;
+    bool fresh;                   /* -n: every request a new address */
 };
 
 struct pload;
@@ -44,28 +51,32 @@ struct pclient {
     uint64_t t_sent;
     size_t len;
     char buf[REPLY_MAX];
+    char *req;                    /* -n: this connection's request */
 };
 
 struct pload {
     struct popts o;
     struct event_base *base;
     struct pclient *clients;
-    char **requests;              /* one per client address */
+    char **requests;              /* one per client address (not -n) */
     size_t *request_len;
-    bool stopping;
+    unsigned next;                /* -n: the next address's index */
+    bool stopping, exhausted;
     uint64_t t_start, t_stop;
     uint64_t answered, ok, dunno, other, wrong, io_errors;
     struct bench_lat lat;
 };
 
-/* What Postfix 3.7's smtpd sends at RCPT time. */
-static char *make_request(struct in_addr a, unsigned i, size_t *len)
+#define REQUEST_MAX 2048
+
+/* What Postfix 3.7's smtpd sends at RCPT time, into r (REQUEST_MAX). */
+static size_t format_request(char *r, struct in_addr a, unsigned i)
 {
-    char addr[INET_ADDRSTRLEN], *r = ab_malloc(2048);
+    char addr[INET_ADDRSTRLEN];
     int n;
 
     inet_ntop(AF_INET, &a, addr, sizeof(addr));
-    n = snprintf(r, 2048,
+    n = snprintf(r, REQUEST_MAX,
         "request=smtpd_access_policy\nprotocol_state=RCPT\n"
         "protocol_name=ESMTP\nclient_address=%s\nclient_name=unknown\n"
         "client_port=%u\nreverse_client_name=unknown\n"
@@ -79,7 +90,14 @@ static char *make_request(struct in_addr a, unsigned i, size_t *len)
         "server_address=127.0.0.1\nserver_port=25\npolicy_context=\n"
         "compatibility_level=3.6\nmail_version=3.7.11\n\n",
         addr, 40000 + i % 20000, i, i, i, 0x1a2b + i);
-    *len = (size_t)n;
+    return (size_t)n;
+}
+
+static char *make_request(struct in_addr a, unsigned i, size_t *len)
+{
+    char *r = ab_malloc(REQUEST_MAX);
+
+    *len = format_request(r, a, i);
     return r;
 }
 
@@ -94,27 +112,52 @@ static void print_results(struct pload *pl)
 
     printf("connections=%u seconds=%.3f requests=%llu rate=%.1f ok=%llu "
            "dunno=%llu other=%llu wrong=%llu io_errors=%llu errors=%llu "
-           "p50_ms=%.3f p99_ms=%.3f max_ms=%.3f\n", pl->o.conns, secs,
+           "exhausted=%d p50_ms=%.3f p99_ms=%.3f max_ms=%.3f\n", pl->o.conns,
+           secs,
            (unsigned long long)pl->answered,
            secs > 0 ? (double)pl->answered / secs : 0.0,
            (unsigned long long)pl->ok, (unsigned long long)pl->dunno,
            (unsigned long long)pl->other, (unsigned long long)pl->wrong,
            (unsigned long long)pl->io_errors,
-           (unsigned long long)errors(pl), bench_lat_ms(&pl->lat, 0.5),
+           (unsigned long long)errors(pl), pl->exhausted,
+           bench_lat_ms(&pl->lat, 0.5),
            bench_lat_ms(&pl->lat, 0.99), bench_lat_ms(&pl->lat, 1.0));
+}
+
+static void stop(struct pload *pl)
+{
+    pl->stopping = true;
+    pl->t_stop = bench_now_us();
+    event_base_loopbreak(pl->base);
 }
 
 static void send_request(struct pclient *c)
 {
     struct pload *pl = c->pl;
+    const char *req;
+    size_t len;
     ssize_t n;
 
-    /* Connection k asks for addresses k, k+C, k+2C, ... in turn. */
-    c->addr = (c->slot + pl->o.conns * c->round++) % pl->o.naddrs;
+    if (pl->o.fresh) {
+        if (pl->next >= pl->o.naddrs) {
+            pl->exhausted = true;
+            stop(pl);
+            return;
+        }
+        c->addr = pl->next++;
+        len = format_request(c->req, bench_source_addr(pl->o.base, c->addr),
+                             c->addr);
+        req = c->req;
+    } else {
+        /* Connection k asks for addresses k, k+C, k+2C, ... in turn. */
+        c->addr = (c->slot + pl->o.conns * c->round++) % pl->o.naddrs;
+        req = pl->requests[c->addr];
+        len = pl->request_len[c->addr];
+    }
     c->len = 0;
     c->t_sent = bench_now_us();
-    n = write(c->fd, pl->requests[c->addr], pl->request_len[c->addr]);
-    if (n != (ssize_t)pl->request_len[c->addr]) {
+    n = write(c->fd, req, len);
+    if (n != (ssize_t)len) {
         fprintf(stderr, "policyload: write: %s\n",
                 n < 0 ? strerror(errno) : "short write");
         pl->io_errors++;
@@ -189,13 +232,9 @@ static int wait_connected(int fd)
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
-    struct pload *pl = arg;
-
     (void)fd;
     (void)what;
-    pl->stopping = true;
-    pl->t_stop = bench_now_us();
-    event_base_loopbreak(pl->base);
+    stop(arg);
 }
 
 /* A numeric option, or exit naming it. */
@@ -207,7 +246,7 @@ static unsigned num(int opt, unsigned min, unsigned max)
 static void usage(void)
 {
     fprintf(stderr, "usage: policyload -p port [-c connections] [-t seconds] "
-            "[-a addresses] [-b base-address] [-g]\n");
+            "[-a addresses] [-b base-address] [-g] [-n]\n");
     exit(2);
 }
 
@@ -217,14 +256,15 @@ static void parse_opts(int argc, char **argv, struct popts *o)
 
     *o = (struct popts){ .conns = 16, .seconds = 5, .naddrs = 256 };
     o->base.s_addr = htonl(0x0a010001);          /* 10.1.0.1 */
-    while ((opt = getopt(argc, argv, "p:c:t:a:b:g")) != -1) {
+    while ((opt = getopt(argc, argv, "p:c:t:a:b:gn")) != -1) {
         switch (opt) {
         case 'p': o->port = num(opt, 1, 65535); break;
         case 'c': o->conns = num(opt, 1, 4096); break;
         case 't': o->seconds = num(opt, 1, 3600); break;
-        case 'a': o->naddrs = num(opt, 1, 1u << 20); break;
+        case 'a': o->naddrs = num(opt, 1, 1u << 26); break;
         case 'b': o->base = bench_ipv4_opt("policyload", opt, optarg); break;
         case 'g': o->check = true; break;
+        case 'n': o->fresh = true; break;
         default: usage();
         }
     }
@@ -237,14 +277,17 @@ int main(int argc, char **argv)
     static struct pload pl;
     struct timeval run;
     struct event *deadline;
+    unsigned nreq;
     int rc;
 
     parse_opts(argc, argv, &pl.o);
     signal(SIGPIPE, SIG_IGN);
     pl.base = event_base_new();
-    pl.requests = ab_calloc(pl.o.naddrs, sizeof(*pl.requests));
-    pl.request_len = ab_calloc(pl.o.naddrs, sizeof(*pl.request_len));
-    for (unsigned i = 0; i < pl.o.naddrs; i++)
+    /* Requests made up front, unless each is for a new address. */
+    nreq = pl.o.fresh ? 0 : pl.o.naddrs;
+    pl.requests = ab_calloc(nreq + 1, sizeof(*pl.requests));
+    pl.request_len = ab_calloc(nreq + 1, sizeof(*pl.request_len));
+    for (unsigned i = 0; i < nreq; i++)
         pl.requests[i] = make_request(bench_source_addr(pl.o.base, i), i,
                                       &pl.request_len[i]);
     pl.clients = ab_calloc(pl.o.conns, sizeof(*pl.clients));
@@ -252,6 +295,8 @@ int main(int argc, char **argv)
         struct pclient *c = &pl.clients[i];
         c->pl = &pl;
         c->slot = i;
+        if (pl.o.fresh)
+            c->req = ab_malloc(REQUEST_MAX);
         if ((c->fd = bench_connect(pl.o.port, NULL)) < 0 ||
             wait_connected(c->fd) < 0) {
             perror("policyload: connect");
@@ -265,9 +310,10 @@ int main(int argc, char **argv)
     evtimer_add(deadline, &run);
     /* Persistent connections: set up before the clock starts. */
     pl.t_start = bench_now_us();
-    for (unsigned i = 0; i < pl.o.conns; i++)
+    for (unsigned i = 0; i < pl.o.conns && !pl.stopping; i++)
         send_request(&pl.clients[i]);
-    event_base_dispatch(pl.base);
+    if (!pl.stopping)
+        event_base_dispatch(pl.base);
     if (pl.t_stop == 0)
         pl.t_stop = bench_now_us();
     print_results(&pl);
@@ -276,8 +322,9 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < pl.o.conns; i++) {
         event_free(pl.clients[i].ev);
         close(pl.clients[i].fd);
+        free(pl.clients[i].req);
     }
-    for (unsigned i = 0; i < pl.o.naddrs; i++)
+    for (unsigned i = 0; i < nreq; i++)
         free(pl.requests[i]);
     free(pl.requests);
     free(pl.request_len);

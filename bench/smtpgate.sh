@@ -3,24 +3,34 @@
 #   policy   decisions/s on policy_listen, 16 persistent connections, one
 #            request at a time each, grants for half the client addresses;
 #            next to redis-benchmark -c 16 -t get (the Redis round trip
-#            every decision needs) and nullpolicy (the round trip alone)
+#            every decision needed before the grant cache) and nullpolicy
+#            (the round trip alone). Warm: 256 addresses asked again and
+#            again, the gate's grant cache (issue 13) answering; its hit
+#            rate from the gate's metrics. Cold: every request a client
+#            address never asked before, so every lookup goes to Redis.
+#            With "loops" wanted and smtpgate taking the key (issue 14),
+#            the warm run with loops = 1 and loops = 2 (bench/loops.sh).
 #   proxy    smtp-source (20 sessions, 2 KB messages) through smtpgate
 #            into smtp-sink, next to smtp-source straight into smtp-sink;
 #            and relayed messages through two gates that differ only in
 #            header_from_check (issue 15: the check costs under 10%)
 
 POLICY_ADDRS=256      # client addresses 10.1.0.1..; even ones hold a grant
+COLD_BASE=10.64.0.0   # cold runs: 10.64.0.0 + offset.., never asked twice
 
-# start_smtpgate [VARIANT]: smtpgate on free ports (SMTP and policy) in
-# front of the smtp-sink on $SINK_PORT; sets GATE_PORT, POLICY_PORT,
-# GATE_PID. VARIANT "relay" also trusts loopback, so messages to
-# rcpt@remote.example are relayed (path 2, logged to the Redis stream);
-# "check" is "relay" with header_from_check = yes.
+# start_smtpgate [VARIANT [LOOPS]]: smtpgate on free ports (SMTP, policy
+# and metrics) in front of the smtp-sink on $SINK_PORT; sets GATE_PORT,
+# POLICY_PORT, GATE_METRICS, GATE_PID. VARIANT "relay" also trusts
+# loopback, so messages to rcpt@remote.example are relayed (path 2,
+# logged to the Redis stream); "check" is "relay" with header_from_check
+# = yes; any other name is the plain gate under that name. LOOPS: the
+# loops key's value (empty: no key).
 start_smtpgate() {
     variant=${1:-}
     name=smtpgate${variant:+-$variant}
     GATE_PORT=$(free_port)
     POLICY_PORT=$(free_port)
+    GATE_METRICS=$(free_port)
     trusted=192.0.2.0/24
     check=no
     case $variant in
@@ -47,7 +57,9 @@ local_domains = example.org
 trusted_networks = $trusted
 header_from_check = $check
 node = bench
+metrics_listen = 127.0.0.1:$GATE_METRICS
 EOF
+    [ -z "${2:-}" ] || echo "loops = $2" >>"$WORK/$name.conf"
     bg "$WORK/$name.log" "$AB_OUT/smtpgate/smtpgate" -c "$WORK/$name.conf"
     GATE_PID=$BG_PID
     wait_listen "$POLICY_PORT" || die "smtpgate did not start: $(tail -5 "$WORK/$name.log")"
@@ -87,59 +99,192 @@ write_policy_grants() {
     done
 }
 
+# Grants for the even addresses among COUNT from the cold base plus
+# OFFSET, in the schema's fields (README "Redis schema"), by one script
+# per 50,000 (an admin command per grant would take minutes).
+COLD_GRANTS_LUA="local base, n, off = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local now = ARGV[4]
+for i = off, off + n - 1, 2 do
+    local a = base + i
+    local ip = string.format('%d.%d.%d.%d', math.floor(a / 16777216) % 256,
+        math.floor(a / 65536) % 256, math.floor(a / 256) % 256, a % 256)
+    local k = ARGV[5] .. 'grant:' .. ip
+    redis.call('HSET', k, 'user', 'cold' .. i, 'since', now, 'renewed', now,
+        'node', 'bench', 'method', 'USER', 'tls', '0', 'logins', '1')
+    redis.call('EXPIRE', k, 1800)
+end
+return n"
+
+# write_cold_grants BASE-ADDRESS COUNT
+write_cold_grants() {
+    b=$(echo "$1" | awk -F. '{ printf "%.0f\n", (($1 * 256 + $2) * 256 + $3) * 256 + $4 }')
+    off=0
+    while [ "$off" -lt "$2" ]; do
+        n=$(( $2 - off < 50000 ? $2 - off : 50000 ))
+        rcli EVAL "$COLD_GRANTS_LUA" 0 "$b" "$n" "$off" "$(date +%s)" abbench: >/dev/null ||
+            die "writing the cold run's grants failed"
+        off=$((off + n))
+    done
+}
+
+# ipv4_plus ADDRESS N: ADDRESS + N as a dotted quad.
+ipv4_plus() {
+    echo "$1" | awk -F. -v n="$2" '{ a = (($1 * 256 + $2) * 256 + $3) * 256 + $4 + n
+        printf "%d.%d.%d.%d\n", int(a / 16777216) % 256, int(a / 65536) % 256,
+            int(a / 256) % 256, a % 256 }'
+}
+
 redis_get_rate() {
     redis-benchmark -p "$REDIS_PORT" -c 16 -t get -n "$1" --csv 2>/dev/null |
         awk -F'"' '$2 == "GET" { print $4 }'
 }
 
+# cache_counts METRICS-PORT: "HIT MISS OFF", the gate's grant lookups
+# so far (authbridge_grant_cache_lookups_total, grant.c).
+cache_counts() {
+    curl -s --max-time 5 "http://127.0.0.1:$1/metrics" | awk '
+        /grant_cache_lookups_total\{result="hit"\}/ { h = $2 }
+        /grant_cache_lookups_total\{result="miss"\}/ { m = $2 }
+        /grant_cache_lookups_total\{result="off"\}/ { o = $2 }
+        END { print h + 0, m + 0, o + 0 }'
+}
+
+# policy_run SERIES POLICY-PORT GATE-PID METRICS-PORT [policyload options]:
+# one run against a gate, beside $redis (this run's GET rate). Records
+# SERIES (decisions/s), .ratio, .cpu, .rcpu, .err, .hit (percent of the
+# lookups answered from the cache); leaves policyload's figures in $OUT.
+policy_run() {
+    series=$1 port=$2 pid=$3 mport=$4
+    shift 4
+    c0=$(cache_counts "$mport")
+    g0=$(cpu_ticks "$pid")
+    r0=$(cpu_ticks "$REDIS_PID")
+    OUT=$("$BENCH/policyload" -p "$port" -c 16 -t "$SECS" "$@" 2>>"$WORK/policyload.err" || true)
+    n=$(kv requests "$OUT")
+    record "$series.cpu" "$(per_event_us "$(( $(cpu_ticks "$pid") - g0 ))" "$n")"
+    record "$series.rcpu" "$(per_event_us "$(( $(cpu_ticks "$REDIS_PID") - r0 ))" "$n")"
+    record "$series" "$(kv rate "$OUT")"
+    record "$series.ratio" "$(ratio "$(kv rate "$OUT")" "$redis" 3)"
+    record "$series.err" "$(kv errors "$OUT")"
+    hit=$(echo "$c0 $(cache_counts "$mport")" | awk '{ h = $4 - $1; t = h + $5 - $2 + $6 - $3
+        if (t > 0) printf "%.1f\n", h * 100 / t; else print "n/a" }')
+    record "$series.hit" "$hit"
+    LAST="$(kv rate "$OUT")/s (hits $hit%, OK $(kv ok "$OUT"), DUNNO $(kv dunno "$OUT"), errors $(kv errors "$OUT"), p99 $(kv p99_ms "$OUT") ms)"
+}
+
+# policy_series: the warm series of this run (l1 is the main gate).
+policy_series() {
+    if wants policy || [ "$GATE_LOOPS" = yes ]; then printf 'warm'; fi
+    [ "$GATE_LOOPS" = yes ] && printf ' l2'
+    echo
+}
+
+policy_label() {
+    case $1 in
+    warm) if [ "$GATE_LOOPS" = yes ]; then echo "warm, loops = 1"; else echo "warm"; fi ;;
+    l2) echo "warm, loops = 2" ;;
+    cold) echo "cold" ;;
+    esac
+}
+
 bench_policy() {
     say ""
     say "== smtpgate policy service: 16 persistent connections, one request at a time each"
-    say "   (Postfix 3.7 RCPT requests), $POLICY_ADDRS client addresses, grants for half;"
-    say "   next to redis-benchmark -c 16 -t get and nullpolicy; $RUNS runs of $SECS s"
+    say "   (Postfix 3.7 RCPT requests), grants for half the client addresses; next to"
+    say "   redis-benchmark -c 16 -t get and nullpolicy; $RUNS runs of $SECS s, interleaved."
+    say "   warm: $POLICY_ADDRS client addresses asked again and again (the grant cache answers);"
+    wants policy &&
+        say "   cold: every request from an address never asked before (every lookup goes to Redis)"
+    [ "$GATE_LOOPS" = yes ] &&
+        say "   loops: the warm run with loops = 1 and loops = 2 (issue 14)"
+    one=
+    [ "$GATE_LOOPS" = yes ] && one=1
     start_sink
-    start_smtpgate
+    if [ "$GATE_LOOPS" = yes ]; then
+        start_smtpgate l2 2
+        L2_POLICY=$POLICY_PORT L2_PID=$GATE_PID L2_METRICS=$GATE_METRICS
+    fi
+    start_smtpgate "" "$one"
     write_policy_grants
-    bg "$WORK/nullpolicy.log" "$BENCH/nullpolicy"
-    NULLPOLICY_PID=$BG_PID
-    i=0
-    until NULLPOLICY_PORT=$(sed -n 's/^port=//p' "$WORK/nullpolicy.log") &&
-          [ -n "$NULLPOLICY_PORT" ]; do
-        i=$((i + 1))
-        [ "$i" -lt 100 ] || die "nullpolicy did not start"
-        sleep 0.05
-    done
+    if wants policy; then
+        bg "$WORK/nullpolicy.log" "$BENCH/nullpolicy"
+        NULLPOLICY_PID=$BG_PID
+        i=0
+        until NULLPOLICY_PORT=$(sed -n 's/^port=//p' "$WORK/nullpolicy.log") &&
+              [ -n "$NULLPOLICY_PORT" ]; do
+            i=$((i + 1))
+            [ "$i" -lt 100 ] || die "nullpolicy did not start"
+            sleep 0.05
+        done
+    fi
     # redis-benchmark takes a request count: aim at $SECS seconds.
     gets=$(( $(redis_get_rate 50000 | cut -d. -f1) * SECS ))
+    cold_at=0 exhausted=0
     r=1
     while [ "$r" -le "$RUNS" ]; do
         redis=$(redis_get_rate "$gets")
         record redisget "$redis"
-        out=$("$BENCH/policyload" -p "$NULLPOLICY_PORT" -c 16 -t "$SECS" \
-            -a "$POLICY_ADDRS" 2>>"$WORK/policyload.err" || true)
-        record nullpolicy "$(kv rate "$out")"
-        null=$(kv rate "$out")
-        g0=$(cpu_ticks "$GATE_PID")
-        r0=$(cpu_ticks "$REDIS_PID")
-        out=$("$BENCH/policyload" -p "$POLICY_PORT" -c 16 -t "$SECS" \
-            -a "$POLICY_ADDRS" -g 2>>"$WORK/policyload.err" || true)
-        record policy.cpu "$(per_event_us "$(( $(cpu_ticks "$GATE_PID") - g0 ))" "$(kv requests "$out")")"
-        record policy.rcpu "$(per_event_us "$(( $(cpu_ticks "$REDIS_PID") - r0 ))" "$(kv requests "$out")")"
-        record policy "$(kv rate "$out")"
-        record policy.ratio "$(ratio "$(kv rate "$out")" "$redis" 3)"
-        record policy.err "$(kv errors "$out")"
-        say "   run $r/$RUNS: redis GET $redis/s | nullpolicy $null/s | smtpgate $(kv rate "$out")/s (OK $(kv ok "$out"), DUNNO $(kv dunno "$out"), errors $(kv errors "$out"), p99 $(kv p99_ms "$out") ms)"
+        line="redis GET $redis/s"
+        if wants policy; then
+            out=$("$BENCH/policyload" -p "$NULLPOLICY_PORT" -c 16 -t "$SECS" \
+                -a "$POLICY_ADDRS" 2>>"$WORK/policyload.err" || true)
+            record nullpolicy "$(kv rate "$out")"
+            line="$line | nullpolicy $(kv rate "$out")/s"
+        fi
+        for s in $(policy_series); do
+            if [ "$s" = l2 ]; then
+                policy_run l2 "$L2_POLICY" "$L2_PID" "$L2_METRICS" -a "$POLICY_ADDRS" -g
+            else
+                policy_run warm "$POLICY_PORT" "$GATE_PID" "$GATE_METRICS" -a "$POLICY_ADDRS" -g
+            fi
+            line="$line | $(policy_label "$s") $LAST"
+        done
+        if wants policy; then
+            # Cold: fresh addresses for twice what the warm gate answered
+            # (the run stops early, exhausted=1, if that was too few),
+            # grants for the even ones; afterwards Redis is emptied (the
+            # gate hears of it and empties its cache) and the warm grants
+            # are written again.
+            span=$(awk -v r="$(series_last warm)" -v s="$SECS" \
+                'BEGIN { print int(r * s) * 2 + 20000 }')
+            base=$(ipv4_plus "$COLD_BASE" "$cold_at")
+            cold_at=$((cold_at + span))
+            write_cold_grants "$base" "$span"
+            policy_run cold "$POLICY_PORT" "$GATE_PID" "$GATE_METRICS" -a "$span" -b "$base" -n -g
+            [ "$(kv exhausted "$OUT")" = 1 ] && exhausted=$((exhausted + 1))
+            line="$line | cold $LAST"
+            write_policy_grants
+        fi
+        say "   run $r/$RUNS: $line"
         r=$((r + 1))
     done
-    stop_pid "$NULLPOLICY_PID"
-    m=$(series_median policy)
-    g=$(series_median redisget)
+    [ -n "${NULLPOLICY_PID:-}" ] && stop_pid "$NULLPOLICY_PID"
+    [ -n "${L2_PID:-}" ] && stop_pid "$L2_PID"
     say ""
-    say "   median: smtpgate $m decisions/s, redis GET $g/s, nullpolicy $(series_median nullpolicy)/s"
-    q=$(series_median policy.ratio)
-    say "   ratio smtpgate / redis GET, median of the per-run ratios: $q  (target >= 0.8: $(verdict "$q" ">=" 0.8))"
-    say "   CPU per decision: smtpgate $(series_median policy.cpu) us, redis $(series_median policy.rcpu) us"
-    say "   errors (wrong or missing answers): $(awk '{ s += $1 } END { print s + 0 }' "$WORK/fig.policy.err")"
+    say "   median decisions/s       smtpgate  redis GET  ratio  target  verdict  hit rate  CPU us: gate  redis"
+    g=$(series_median redisget)
+    for s in $(policy_series) $(wants policy && echo cold); do
+        q=$(series_median "$s.ratio")
+        t=1.0
+        [ "$s" = cold ] && t=0.69
+        printf '   %-22s  %8s  %9s  %5s  >=%-4s  %-7s  %7s%%  %12s  %5s\n' \
+            "$(policy_label "$s")" "$(series_median "$s")" "$g" "$q" "$t" \
+            "$(verdict "$q" ">=" "$t")" "$(series_median "$s.hit")" \
+            "$(series_median "$s.cpu")" "$(series_median "$s.rcpu")"
+    done
+    wants policy && say "   nullpolicy (the round trip alone): $(series_median nullpolicy)/s"
+    say "   (ratio: median of the per-run ratios to the GET rate measured just before; targets:"
+    say "   issue 13, warm >= 1.0, cold no worse than the 0.69 before the cache; hit rate: lookups"
+    say "   answered from the gate's cache, from authbridge_grant_cache_lookups_total)"
+    if wants policy; then
+        say "   cold runs cut short (fresh addresses used up, the rate still counts): $exhausted of $RUNS"
+    fi
+    [ "$GATE_LOOPS" = yes ] && loops_policy_summary
+    errs=0
+    for s in $(policy_series) $(wants policy && echo cold); do
+        errs=$((errs + $(awk '{ s += $1 } END { print s + 0 }' "$WORK/fig.$s.err")))
+    done
+    say "   errors (wrong or missing answers): $errs"
     [ -s "$WORK/policyload.err" ] && head -5 "$WORK/policyload.err" | sed 's/^/     /'
     return 0
 }
