@@ -113,13 +113,19 @@ static void wait_reply(redisReply *r, void *arg)
     struct put_req *pr = arg;
     unsigned wanted = pr->gs->settings.replicas;
 
-    /* The grant is on the master either way; too few replicas is worth a
+    /* The connection lost while waiting: the master may have died with
+     * the grant not yet on a replica, so it is written again (the caller
+     * retries it on the new master; at worst `logins` counts one more). */
+    if (r == NULL) {
+        log_warn("event=grant_wait_lost wanted=%u action=retry", wanted);
+        put_finish(pr, GRANT_UNAVAILABLE);
+        return;
+    }
+    /* The grant is on a live master: too few replicas is worth a
      * warning, not a failed login. */
-    if (r == NULL || r->type != REDIS_REPLY_INTEGER ||
-        r->integer < (long long)wanted)
+    if (r->type != REDIS_REPLY_INTEGER || r->integer < (long long)wanted)
         log_warn("event=grant_wait_short replicas=%lld wanted=%u",
-                 r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1LL,
-                 wanted);
+                 r->type == REDIS_REPLY_INTEGER ? r->integer : -1LL, wanted);
     put_finish(pr, GRANT_OK);
 }
 

@@ -3,12 +3,13 @@
 import base64
 import hashlib
 import re
+import threading
 import time
 import poplib
 
 import pytest
 
-from conftest import NODE, wait_until
+from conftest import NODE, wait_until, write_config
 from conftest import cli  # noqa: F401
 from pop3_harness import pop3d, pop3d_factory, unverified_context  # noqa: F401
 
@@ -133,6 +134,36 @@ def test_redis_down_login_succeeds_and_grant_lands_later(pop3d, redis_server,
     assert g["user"] == "alice" and g["method"] == "USER"
     assert client.ttl("authbridge:grant:127.0.0.41") > 1790
     assert "event=grant_retried addr=127.0.0.41" in pop3d.log()
+
+
+def test_master_lost_during_wait_writes_the_grant_again(pop3d_factory,
+                                                        redis_server):
+    """With [grant] replicas, a master that dies while pop3d waits for
+    its replicas may take the grant with it: pop3d writes it again."""
+    d = pop3d_factory(start=False)
+    d.sections["grant"]["replicas"] = 1          # no replica: WAIT waits
+    d.sections["redis"]["timeout_ms"] = 4000     # for 2 s
+    write_config(d.config, d.sections)
+    d.start()
+    p = d.client("127.0.0.43")
+    p.user("alice")
+    answer = []
+    t = threading.Thread(target=lambda: answer.append(p.pass_("secret")))
+    t.start()
+    client = redis_server.client()
+    wait_until(lambda: grant(client, "127.0.0.43") and "cmd=wait" in
+               str(client.execute_command("CLIENT", "LIST")), 3,
+               what="pop3d to wait for its replicas")
+    redis_server.stop()                          # the grant dies with it
+    redis_server.start()
+    t.join(10)
+    assert answer and answer[0].startswith(b"+OK Logged in"), answer
+    client = redis_server.client()
+    g = wait_until(lambda: grant(client, "127.0.0.43"), 5,
+                   what="the grant written again")
+    assert g["user"] == "alice"
+    assert "event=grant_wait_lost" in d.log()
+    p.quit()
 
 
 def test_hung_redis_delays_login_by_at_most_the_timeout(pop3d_factory,
