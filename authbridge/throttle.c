@@ -42,16 +42,17 @@ static const char count_script[] =
  * Forgive failures against one user from one address: ARGV[1] "all"
  * takes back every failure counted for that pair (a right password: the
  * user got it wrong before, an attacker's failures against *other* users
- * stay), "1" only the attempt at hand (it could not be checked). Only
- * keys that exist are touched: DECRBY would create one without a TTL.
+ * stay), "1" only the attempt at hand (it could not be checked). A count
+ * that reaches 0 goes; so does one DECRBY created (a key gone meanwhile:
+ * it comes out negative), which would otherwise stay without a TTL. No
+ * EXISTS first: a successful login runs this, every call counts.
  */
 static const char forgive_script[] =
     "local n = 1\n"
     "if ARGV[1] == 'all' then n = tonumber(redis.call('GET', KEYS[3]) or '0') end\n"
     "if n <= 0 then return 0 end\n"
     "for i = 1, 3 do\n"
-    "  if redis.call('EXISTS', KEYS[i]) == 1 and\n"
-    "     redis.call('DECRBY', KEYS[i], n) <= 0 then\n"
+    "  if redis.call('DECRBY', KEYS[i], n) <= 0 then\n"
     "    redis.call('DEL', KEYS[i])\n"
     "  end\n"
     "end\n"
