@@ -103,7 +103,7 @@ static void an_answer_a_change_overtook_is_not_kept(void **state)
 
 static void a_full_cache_is_emptied_not_grown(void **state)
 {
-    char key[8];
+    char key[16];
 
     (void)state;
     for (int i = 0; i < 40; i++) {
