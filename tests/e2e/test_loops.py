@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 
 from conftest import program, wait_until, write_config
 from pop3_harness import PLAIN_USERS, Client, pop3d_factory  # noqa: F401
@@ -191,3 +192,37 @@ def test_smtpgate_every_loop_reconnects_to_redis(gate_factory, redis_server,
             s.mail("alice@example.net")
             assert s.rcpt("bob@remote.example")[0] == 250, src
     assert loops_used(g.log()) == set(range(LOOPS))
+
+
+def test_smtpgate_a_deleted_grant_leaves_every_loops_cache(gate_factory,
+                                                           rdb):
+    """Each loop keeps its own grant cache, kept exact by its own
+    invalidation connection: a grant deleted in Redis must stop being
+    honoured on every loop, never linger as a stale allow on one."""
+    g = gate_factory(loops=LOOPS)
+    wait_until(lambda: g.log().count("event=redis_tracking state=on") >=
+               LOOPS, 5, what="every loop's lookups to be tracked")
+    sources = SOURCES[:20]
+    for src in sources:
+        g.grant(rdb, src, "alice")
+
+    def rcpt_code(src):
+        with g.smtp(src) as s:
+            s.ehlo("client.example")
+            s.mail("alice@example.net")
+            return s.rcpt("bob@remote.example")[0]
+    assert [rcpt_code(src) for src in sources] == [250] * 20
+    assert loops_used(g.log()) == set(range(LOOPS))
+    # Asked three times more, from whichever loop the kernel picks: each
+    # address misses at most once per loop, so Redis sees at most 40 of
+    # the 80 lookups (without the caches, every one).
+    for _ in range(3):
+        for src in sources:
+            assert rcpt_code(src) == 250
+    hgets = rdb.info("commandstats")["cmdstat_hget"]["calls"]
+    assert hgets <= LOOPS * len(sources), hgets
+    rdb.delete(*[f"authbridge:grant:{src}" for src in sources])
+    time.sleep(0.2)           # invalidations take under a millisecond
+    # Twice over, so each address is likely asked on both loops.
+    for _ in range(2):
+        assert [rcpt_code(src) for src in sources] == [550] * 20
