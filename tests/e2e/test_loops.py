@@ -11,12 +11,15 @@ The rest of the suite runs the daemons with one loop (conftest.LOOPS)
 so that its logs come in request order; the daemons' default (one loop
 per CPU) is also what test_make_run.py and the package test start.
 """
+import poplib
 import re
 import signal
 import socket
 import subprocess
 import threading
 import time
+
+import pytest
 
 from conftest import program, wait_until, write_config
 from pop3_harness import PLAIN_USERS, Client, pop3d_factory  # noqa: F401
@@ -110,6 +113,37 @@ def test_pop3d_sigterm_ends_the_sessions_of_every_loop(pop3d_factory):
     assert d.stop() == 0
     for r in held:
         assert r.closed(), "a session of some loop outlived the stop"
+
+
+def test_pop3d_reload_reaches_every_loop_and_keeps_sessions(pop3d_factory):
+    d = pop3d_factory(loops=LOOPS)
+    held = []
+    for i, src in enumerate(SOURCES[:8]):
+        user = ("alice", "carol", "dave")[i % 3] if i < 3 else None
+        p = Client(d.port, src)
+        if user:
+            p.user(user)
+            p.pass_(PLAIN_USERS[user])
+        held.append((p, user))
+    assert len(loops_used(d.log())) == LOOPS
+    d.rewrite_config(plaintext_auth="never")
+    d.signal(signal.SIGHUP)
+    d.wait_log(r"event=reloaded .*loops=2")
+    # Every loop took it: USER is refused on new connections, wherever
+    # the kernel puts them, and on those already open but not logged in.
+    for src in SOURCES[10:30]:
+        p = Client(d.port, src)
+        with pytest.raises(poplib.error_proto, match="disabled"):
+            p.user("alice")
+        p.close()
+    for p, user in held:
+        if user:                  # logged in before: the session goes on
+            assert p.stat()[0] >= 0
+            p.quit()
+        else:
+            with pytest.raises(poplib.error_proto, match="disabled"):
+                p.user("alice")
+            p.close()
 
 
 def test_a_second_pop3d_cannot_share_the_port(pop3d_factory, tmp_path):
