@@ -7,6 +7,7 @@
 #include <event2/event.h>
 #include <hiredis/async.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -462,11 +463,39 @@ static void health_changed(struct rconn *rc)
 
 /* ---- the data connection ----------------------------------------------- */
 
+/*
+ * authbridge_redis_up: 1 only while every connection of the process is
+ * up (each event loop has its own), so one loop cut off from Redis shows.
+ */
+static struct {
+    pthread_mutex_t lock;         /* counts and gauge change together */
+    int total, up;
+} conns = { PTHREAD_MUTEX_INITIALIZER, 0, 0 };
+
+static void conns_add(int total, int up)
+{
+    pthread_mutex_lock(&conns.lock);
+    conns.total += total;
+    conns.up += up;
+    metric_set(&metric_redis_up, conns.total > 0 && conns.up == conns.total,
+               NULL, NULL);
+    pthread_mutex_unlock(&conns.lock);
+}
+
+void ri_set_state(struct rconn *rc, enum rstate st)
+{
+    bool changed = (rc->state == RS_UP) != (st == RS_UP);
+
+    rc->state = st;
+    if (changed)
+        conns_add(0, st == RS_UP ? 1 : -1);
+}
+
 void ri_schedule_retry(struct rconn *rc, const char *why)
 {
     char t[128];
 
-    rc->state = RS_DOWN;
+    ri_set_state(rc, RS_DOWN);
     ri_track_down(rc);
     if (!rc->down_logged) {
         log_warn("event=redis_down redis=%s reason=%s",
@@ -474,7 +503,6 @@ void ri_schedule_retry(struct rconn *rc, const char *why)
         rc->down_logged = true;
         health_changed(rc);
     }
-    metric_set(&metric_redis_up, 0, NULL, NULL);
     rc->backoff_ms = rc->backoff_ms == 0 ? BACKOFF_FIRST_MS :
                      rc->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
                      rc->backoff_ms * 2;
@@ -519,8 +547,7 @@ static void became_up(struct rconn *rc)
 {
     char t[128];
 
-    rc->state = RS_UP;
-    metric_set(&metric_redis_up, 1, NULL, NULL);
+    ri_set_state(rc, RS_UP);
     rc->backoff_ms = 0;
     rc->down_logged = false;
     evtimer_del(rc->phase_ev);
@@ -589,7 +616,7 @@ void ri_connect_data(struct rconn *rc, const char *host, unsigned port,
     }
     ac->data = rc;
     rc->ac = ac;
-    rc->state = RS_CONNECTING;
+    ri_set_state(rc, RS_CONNECTING);
     ri_attach(ac, rc->base);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
@@ -670,6 +697,7 @@ struct rconn *rconn_new(struct event_base *base, const struct redis_conf *conf)
     rc->phase_ev = evtimer_new(base, phase_cb, rc);
     rc->psub_ev = evtimer_new(base, ri_psub_timer_cb, rc);
     rc->fail_ev = event_new(base, -1, 0, fail_cb, rc);
+    conns_add(1, 0);
     ri_start(rc);
     return rc;
 }
@@ -680,6 +708,8 @@ void rconn_free(struct rconn *rc)
         return;
     rc->on_up = NULL;
     rc->on_change = NULL;
+    ri_set_state(rc, RS_DOWN);
+    conns_add(-1, 0);
     ri_track_free(rc);
     if (rc->ac) {
         redisAsyncContext *ac = rc->ac;

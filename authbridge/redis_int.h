@@ -92,6 +92,8 @@ void ri_attach(redisAsyncContext *ac, struct event_base *base);
 bool ri_sentinel_mode(const struct rconn *rc);
 const char *ri_target_text(const struct rconn *rc, char *buf, size_t len);
 void ri_arm_ms(struct event *ev, unsigned ms);
+/* Every change of state goes through here (the redis_up gauge counts). */
+void ri_set_state(struct rconn *rc, enum rstate st);
 void ri_schedule_retry(struct rconn *rc, const char *why);
 /* Drop the data connection: every pending request is answered NULL. */
 void ri_drop(struct rconn *rc, const char *why);

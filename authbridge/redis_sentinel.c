@@ -73,7 +73,7 @@ void ri_resolve_master(struct rconn *rc)
     }
     sac->data = rc;
     rc->sac = sac;
-    rc->state = RS_RESOLVING;
+    ri_set_state(rc, RS_RESOLVING);
     ri_attach(sac, rc->base);
     redisAsyncSetConnectCallback(sac, sentinel_connect_cb);
     redisAsyncCommand(sac, sentinel_reply, rc,

@@ -21,7 +21,8 @@ import time
 
 import pytest
 
-from conftest import program, wait_until, write_config
+from conftest import free_port, program, wait_until, write_config
+from metrics_harness import metrics_text, value
 from pop3_harness import PLAIN_USERS, Client, pop3d_factory  # noqa: F401
 from smtp_harness import gate_factory, sink  # noqa: F401
 
@@ -260,3 +261,21 @@ def test_smtpgate_a_deleted_grant_leaves_every_loops_cache(gate_factory,
     # Twice over, so each address is likely asked on both loops.
     for _ in range(2):
         assert [rcpt_code(src) for src in sources] == [550] * 20
+
+
+def test_redis_up_counts_every_loops_connection(pop3d_factory, redis_server):
+    """authbridge_redis_up is 1 only while every loop's connection is up;
+    it must still come back to 1 once they all are (no connection that
+    never connects may be counted)."""
+    port = free_port()
+    d = pop3d_factory(loops=LOOPS, metrics_listen=f"127.0.0.1:{port}")
+    wait_until(lambda: d.log().count("event=redis_up") >= LOOPS, 5,
+               what="every loop to reach Redis")
+    up = lambda: value(metrics_text(port), "authbridge_redis_up")  # noqa: E731
+    wait_until(lambda: up() == 1, 5, what="redis_up to be 1")
+    redis_server.stop()
+    wait_until(lambda: up() == 0, 5, what="redis_up to drop to 0")
+    redis_server.start()
+    wait_until(lambda: d.log().count("event=redis_up") >= 2 * LOOPS, 10,
+               what="every loop to reconnect")
+    wait_until(lambda: up() == 1, 5, what="redis_up to come back")
