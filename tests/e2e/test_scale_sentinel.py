@@ -14,16 +14,17 @@ What pop3d promises (pop3d/login.c, authbridge/grant.c):
     the login still gets `+OK` (mail access does not depend on Redis) and
     the grant goes into pop3d's retry queue, written once a master
     answers again.
-  - A short `WAIT` (answered 0, or the connection lost while waiting) is
+  - A short `WAIT` (answered by a live master with too few replicas) is
     logged (`grant_wait_short`), not fatal: the grant is on the master.
+    A `WAIT` whose connection is lost counts as a failed write
+    (`grant_wait_lost`): the grant goes into the retry queue.
 
 What that does not promise: Redis replicates asynchronously, and `WAIT`
-only tells whether a replica has a write. A grant the old master took
-just before it was killed, whose `WAIT` was then lost with the
-connection, was answered `+OK` and may be missing from the promoted
-replica; pop3d does not retry it (it thinks it landed). That window is at
-most one login per client thread in flight at the kill (plus any login
-whose `WAIT` the live master answered short, logged). So the failover
+only tells whether a replica has a write. A grant whose `WAIT` the
+master answered short just before it was killed was answered `+OK` and
+may be missing from the promoted replica (logged). The test's bound is
+looser than that: at most one login per client thread in flight at the
+kill, plus any login whose `WAIT` came back short. So the failover
 test asserts every login whose PASS was sent after the master was dead
 (that covers every login answered after the promotion) has its grant, and
 bounds the loss among the earlier ones by that window; it does not
