@@ -139,6 +139,17 @@ class LineSocket:
         self.sock.close()
 
 
+def terminate(proc, timeout=20):
+    """SIGTERM, and SIGKILL if it has not ended within timeout seconds:
+    the stop of every helper server the tests run. Its exit status."""
+    proc.terminate()
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
 def rss_kb(pid):
     """Resident set size of a process, in KiB (VmRSS)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

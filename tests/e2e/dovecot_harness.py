@@ -14,7 +14,6 @@ exactly what the README tells administrators to write.
 import imaplib
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, free_port, port_open, wait_until
+from conftest import REPO, free_port, port_open, terminate, wait_until
 from pop3_harness import Client as Pop3Client
 
 # The README's example values, replaced by each test's own.
@@ -159,12 +158,7 @@ service imap-login {{
     def stop(self):
         if self.proc is None:
             return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        terminate(self.proc, 15)
         self.proc = None
         self.logf.close()
         for name in ("dovecot.log", "dovecot.stderr"):

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, free_port, wait_until
+from conftest import REPO, free_port, terminate, wait_until
 
 DEBS = REPO / "build" / "debs"
 ROOT = REPO / "build" / "prometheus-root"
@@ -181,10 +181,5 @@ class Prometheus:
 
     def stop(self):
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            terminate(self.proc)
             self.proc = None

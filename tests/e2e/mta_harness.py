@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, wait_listening
+from conftest import free_port, terminate, wait_listening
 
 REPO = Path(__file__).resolve().parents[2]
 DEBS = REPO / "build" / "debs"
@@ -261,10 +261,5 @@ class Exim:
 
     def stop(self):
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            terminate(self.proc)
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -7,7 +7,6 @@ that root is laid over /usr and /etc (with a private passwd/shadow
 holding the test user) and /run is private: authdaemond's socket path is
 compiled in. A PID namespace ends every process with the test."""
 
-import os
 import shutil
 import subprocess
 import tempfile

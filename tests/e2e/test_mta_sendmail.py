@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, program, wait_listening
+from conftest import free_port, program, terminate, wait_listening
 from mta_harness import (CUSTOMER, LOCAL, NEIGHBOUR, REMOTE, Namespace,
                          check_mail, private_root, rcpt_reply, recipe, swaks)
 from pop3_harness import pop3d_factory  # noqa: F401
@@ -110,12 +110,7 @@ class Sendmail:
 
     def stop(self):
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            terminate(self.proc)
         shutil.rmtree(self.folder, ignore_errors=True)
 
 

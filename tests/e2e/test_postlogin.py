@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (REPO, free_port, port_open, program, wait_until,
+from conftest import (free_port, port_open, program, terminate, wait_until,
                       write_config, base_sections)
-from dovecot_harness import (Dovecot, MAIL_UID, mail_uid_can_read,
-                             pop3_login, recipe, wipe_base_dir)
+from dovecot_harness import (Dovecot, mail_uid_can_read, pop3_login, recipe,
+                             wipe_base_dir)
 from pop3_harness import Client as Pop3Client
 
 STANDINS = Path(__file__).with_name("qmail_standins.py")
@@ -173,8 +173,7 @@ def tcpserver(tmp_path, conf, redis_server):
     proc.port, proc.records, proc.log_path = port, records, tmp_path / \
         "tcpserver.log"
     yield proc
-    proc.terminate()
-    proc.wait()
+    terminate(proc)
     log.close()
 
 
