@@ -1,9 +1,7 @@
 """`authbridge checkrelay` as qmail and Courier use it, under ucspi-tcp's
 real tcpserver, in front of a stand-in for qmail-smtpd (qmail is not in
-Debian 12) that says whether RELAYCLIENT reached it:
-
-  tcpserver -v -R -H -l0 -x tcp.smtp.cdb 127.0.0.1 PORT \\
-      authbridge -c authbridge.conf checkrelay qmail-smtpd
+Debian 12) that says whether RELAYCLIENT reached it, started with the
+README's tcpserver line (recipe checkrelay-qmail).
 
 Granted -> RELAYCLIENT="", not granted or Redis down -> none (and why, on
 tcpserver's log), preset by the tcprules database -> passed through
@@ -12,6 +10,7 @@ redis.timeout_ms however many sentinels hang.
 """
 
 import os
+import shlex
 import socket
 import subprocess
 import time
@@ -20,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from conftest import (REDIS_SERVER, RedisServer, free_port, program,
-                      wait_listening, wait_until, write_config)
+                      terminate, wait_listening, wait_until, write_config)
+from dovecot_harness import recipe
 from mta_harness import CUSTOMER, NEIGHBOUR
 from pop3_harness import sanitized
 
@@ -33,6 +33,26 @@ else
     echo "220 stand-in no RELAYCLIENT TCPREMOTEIP=$TCPREMOTEIP"
 fi
 """
+
+
+def checkrelay_chain(port, cdb, conf, standin):
+    """The README's tcpserver line, with this test's port, files and
+    programs: its log pipe and the qmail accounts (-u, -g) left out, the
+    tests' tcpserver writing its log to a file as root."""
+    line = recipe("checkrelay-qmail").replace("\\\n", " ")
+    words = shlex.split(line.split(" 2>&1 |")[0])
+    for flag in ("-u", "-g"):
+        i = words.index(flag)
+        del words[i:i + 2]
+    subst = {"smtp": str(port),
+             "/etc/tcp.smtp.cdb": str(cdb),
+             "/usr/bin/authbridge": str(program("authbridge/authbridge")),
+             "/etc/authbridge/authbridge.conf": str(conf),
+             "/var/qmail/bin/qmail-smtpd": str(standin)}
+    # The host is the word before the port ("-l 0" names the local host).
+    at = words.index("smtp") - 1
+    words[at] = "127.0.0.1"
+    return [subst.get(w, w) for w in words]
 
 
 class TcpServer:
@@ -53,10 +73,7 @@ class TcpServer:
                        stdin=rules.open(), check=True, timeout=10)
         self.log_path = self.folder / "tcpserver.log"
         self.proc = subprocess.Popen(
-            ["tcpserver", "-v", "-R", "-H", "-l0", "-x", str(self.cdb),
-             "127.0.0.1", str(self.port),
-             str(program("authbridge/authbridge")), "-c", str(config),
-             "checkrelay", str(self.standin)],
+            checkrelay_chain(self.port, self.cdb, config, self.standin),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=open(self.log_path, "wb"))
         wait_listening(self.port, 10, what="tcpserver")
@@ -83,8 +100,7 @@ class TcpServer:
             None), 5, what=f"checkrelay's line for {source}")
 
     def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
+        terminate(self.proc, 10)
 
 
 @pytest.fixture
