@@ -76,11 +76,6 @@ struct loops *loops_new(unsigned n)
     return l;
 }
 
-unsigned loops_n(const struct loops *l)
-{
-    return l->n;
-}
-
 struct event_base *loops_base(struct loops *l, unsigned i)
 {
     return l->v[i].base;

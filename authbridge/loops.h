@@ -37,7 +37,6 @@ unsigned loops_count(unsigned configured);
 
 /* n event bases, none running yet. */
 struct loops *loops_new(unsigned n);
-unsigned loops_n(const struct loops *l);
 struct event_base *loops_base(struct loops *l, unsigned i);
 void loops_set(struct loops *l, unsigned i, const struct loop_ops *ops,
                void *ctx);
